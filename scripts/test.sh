@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: lint, then the whole suite. Under CI=true, tests needing PostgreSQL/MariaDB
+# fail instead of skipping (see tests/conftest.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,361 @@
+"""Run bookkeeping, validation, quarantine, reconciliation, publishing and indicators."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tthc.privacy import key_hash
+from tthc.warehouse import repo
+from tthc.warehouse import schema as s
+
+from .helpers import BASE, make_dossier
+
+ID = "036185000123"
+
+
+def _rows(engine, table) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(m) for m in conn.execute(sa.select(table)).mappings()]
+
+
+def _quality(engine) -> dict[str, str]:
+    return {k: v.quality_status for k, v in repo.dossier_states(engine, "SRC1").items()}
+
+
+# ---- watermarks and runs ------------------------------------------------------------------------
+
+
+def test_watermarks(engine):
+    assert repo.get_watermark(engine, "SRC1") is None
+    repo.set_watermark(engine, "SRC1", BASE, "run1", now=BASE)
+    repo.set_watermark(engine, "SRC1", BASE + timedelta(days=1), "run2", now=BASE)
+    repo.set_watermark(engine, "SRC2", BASE, "run2")
+    assert repo.get_watermark(engine, "SRC1") == BASE + timedelta(days=1)
+    assert repo.get_watermark(engine, "SRC2") == BASE
+
+
+def test_stages_and_run_summary(engine):
+    repo.start_stage(engine, "run1", "SRC1", "extract", now=BASE)
+    repo.finish_stage(
+        engine,
+        "run1",
+        "SRC1",
+        "extract",
+        "success",
+        records_in=10,
+        records_out=9,
+        details={"pages": 2},
+        now=BASE + timedelta(seconds=30),
+    )
+    repo.start_stage(engine, "run1", "SRC1", "publish", now=BASE + timedelta(minutes=1))
+    repo.finish_stage(
+        engine,
+        "run1",
+        "SRC1",
+        "publish",
+        "failed",
+        errors=1,
+        error_text=f"portal refused dossier of citizen {ID}",
+        now=BASE + timedelta(minutes=2),
+    )
+    summary = repo.run_summary(engine, "run1")
+    assert [(r["stage"], r["status"], r["duration_s"]) for r in summary] == [
+        ("extract", "success", 30.0),
+        ("publish", "failed", 60.0),
+    ]
+    assert summary[0]["records_in"] == 10 and summary[0]["started_at"] == BASE
+    assert ID not in summary[1]["error_text"] and "036*******23" in summary[1]["error_text"]
+    # a retried stage starts afresh
+    repo.start_stage(engine, "run1", "SRC1", "publish", now=BASE + timedelta(minutes=5))
+    row = next(r for r in repo.run_summary(engine, "run1") if r["stage"] == "publish")
+    assert (row["status"], row["errors"], row["error_text"], row["finished_at"]) == (
+        "running",
+        None,
+        None,
+        None,
+    )
+    # finishing a stage that never started still records it
+    repo.finish_stage(engine, "run1", "*", "indicators", "success", records_out=3)
+    assert any(r["source_id"] == "*" for r in repo.run_summary(engine, "run1"))
+    with pytest.raises(ValueError):
+        repo.finish_stage(engine, "run1", "SRC1", "extract", "done")
+    assert [r["details"] for r in _rows(engine, s.pipeline_runs) if r["stage"] == "extract"] == [{"pages": 2}]
+
+
+# ---- validation and quarantine ------------------------------------------------------------------
+
+
+def test_save_validation_replaces_and_keeps_no_values(engine):
+    rules = [
+        {"rule_id": "cccd_format", "severity": "critical", "evaluated": 10, "failed": 2, "value": ID},
+        {"rule_id": "due_before_receipt", "severity": "critical", "evaluated": 10, "failed": 0},
+    ]
+    issues = [
+        {"dossier_code": "A", "rule_id": "cccd_format", "severity": "critical", "value": ID},
+        {"dossier_code": "A", "rule_id": "cccd_format", "severity": "critical"},  # duplicate_code twin
+        {"dossier_code": "B", "rule_id": "cccd_format", "severity": "critical"},
+    ]
+    assert repo.save_validation(engine, "run1", "SRC1", "dossier", rules, issues, now=BASE) == (2, 2)
+    assert repo.save_validation(engine, "run1", "SRC1", "dossier", rules, issues, now=BASE) == (2, 2)  # retry
+    repo.save_validation(engine, "run1", "SRC1", "other", rules[:1], [], now=BASE)
+    vr, di = _rows(engine, s.validation_results), _rows(engine, s.dossier_issues)
+    assert len(vr) == 3 and len(di) == 2
+    assert ID not in repr(vr) + repr(di)
+    by_rule = {(r["suite"], r["rule_id"]): r for r in repo.issues_by_rule(engine, "run1")}
+    assert by_rule[("dossier", "cccd_format")]["success"] is False
+    assert by_rule[("dossier", "due_before_receipt")]["success"] is True
+    assert by_rule[("dossier", "cccd_format")]["failed"] == 2
+
+
+def test_quality_status(engine):
+    repo.upsert_dossiers(engine, [make_dossier("A"), make_dossier("B")], "run1")
+    assert repo.set_quality_status(engine, "SRC1", {"A": "valid", "B": "warning", "nope": "valid"}) == 2
+    assert _quality(engine) == {"A": "valid", "B": "warning"}
+    with pytest.raises(ValueError):
+        repo.set_quality_status(engine, "SRC1", {"A": "great"})
+
+
+def test_hold_release_and_hold_again(engine):
+    repo.upsert_dossiers(engine, [make_dossier("A"), make_dossier("B")], "run1")
+    hashes = {"A": "h1", "B": "h2"}
+    assert (
+        repo.hold(
+            engine,
+            "SRC1",
+            {"A": ["cccd_format"], "B": {"missing_field", "cccd_sex"}},
+            hashes,
+            "run1",
+            now=BASE,
+        )
+        == 2
+    )
+    assert repo.held_codes(engine, "SRC1") == {"A", "B"}
+    assert _quality(engine) == {"A": "quarantined", "B": "quarantined"}
+    entry = repo.quarantine_entries(engine, "SRC1")[1]
+    assert entry["reasons"] == ["cccd_sex", "missing_field"] and entry["content_hash"] == "h2"
+
+    # held again next run: same hold, new reasons, first run kept
+    repo.hold(
+        engine, "SRC1", {"A": ["due_before_receipt"]}, {"A": "h3"}, "run2", now=BASE + timedelta(days=1)
+    )
+    a = repo.quarantine_entries(engine, "SRC1")[0]
+    assert (a["first_run_id"], a["last_run_id"], a["held_at"], a["reasons"]) == (
+        "run1",
+        "run2",
+        BASE,
+        ["due_before_receipt"],
+    )
+
+    assert (
+        repo.release(
+            engine, "SRC1", ["A", "nope"], "run3", now=BASE + timedelta(days=2), quality_status="pending"
+        )
+        == 1
+    )
+    assert repo.release(engine, "SRC1", ["A"], "run3") == 0  # already released
+    assert repo.held_codes(engine, "SRC1") == {"B"}
+    a = repo.quarantine_entries(engine, "SRC1", status="released")[0]
+    assert (a["released_run_id"], a["released_at"]) == ("run3", BASE + timedelta(days=2))
+    assert _quality(engine)["A"] == "pending"
+
+    # held after a release: a new hold starts
+    repo.hold(engine, "SRC1", {"A": ["cccd_format"]}, None, "run4", now=BASE + timedelta(days=3))
+    a = repo.quarantine_entries(engine, "SRC1")[0]
+    assert (a["status"], a["first_run_id"], a["held_at"], a["released_at"], a["released_run_id"]) == (
+        "held",
+        "run4",
+        BASE + timedelta(days=3),
+        None,
+        None,
+    )
+
+
+def test_quality_by_agency(engine):
+    repo.upsert_dossiers(
+        engine, [make_dossier("A"), make_dossier("B"), make_dossier("C", agency_code="X")], "run1"
+    )
+    repo.set_quality_status(engine, "SRC1", {"A": "valid", "B": "warning"})
+    repo.hold(engine, "SRC1", {"C": ["missing_field"]}, None, "run1")
+    repo.mark_published(engine, repo.load_dossiers(engine, "SRC1", ["A"]))
+    rows = {r["agency_code"]: r for r in repo.quality_by_agency(engine)}
+    assert rows["000.00.12.H12"]["dossiers"] == 2 and rows["000.00.12.H12"]["published_current"] == 1
+    assert (rows["000.00.12.H12"]["valid"], rows["000.00.12.H12"]["warning"]) == (1, 1)
+    assert rows["X"]["quarantined"] == 1 and rows["X"]["pending"] == 0
+    assert repo.quality_by_agency(engine, "other") == []
+    assert len(repo.quality_by_agency(engine, "SRC1")) == 2
+
+
+# ---- citizen reconciliation ---------------------------------------------------------------------
+
+
+def test_matches(engine):
+    h = key_hash(ID)
+    row = {
+        "source_id": "SRC1",
+        "dossier_code": "A",
+        "id_hash": h,
+        "match_class": "matched",
+        "name_score": 1.0,
+        "birth_date_ok": 1,
+        "run_id": "run1",
+        "request_id": "req1",
+        "applicant_name": "Nguyễn Thị Thuý",
+    }
+    assert repo.save_matches(engine, [row], now=BASE) == 1
+    repo.save_matches(engine, [{**row, "match_class": "name_mismatch", "name_score": 0.7}], now=BASE)
+    got = repo.load_matches(engine, "SRC1")
+    assert got["A"]["match_class"] == "name_mismatch" and got["A"]["birth_date_ok"] is True
+    assert "applicant_name" not in got["A"]
+    with pytest.raises(ValueError):
+        repo.save_matches(engine, [{**row, "id_hash": ID}])
+
+
+def test_lookup_cache(engine):
+    h1, h2, h3 = key_hash("1"), key_hash("2"), key_hash("3")
+    answer = {"found": True, "ho": "Nguyễn", "ten": "Thuý", "birth_date": "1985-03-02"}
+    repo.cache_put(engine, [{"id_hash": h1, "result": answer}], timedelta(days=30), now=BASE)
+    repo.cache_put(engine, {h2: None}, timedelta(days=1), now=BASE)  # a miss is cached too
+    got = repo.cache_get(engine, [h1, h2, h3], now=BASE + timedelta(hours=1))
+    assert got == {h1: answer, h2: repo.CACHE_NOT_FOUND}
+    assert set(repo.cache_get(engine, [h1, h2], now=BASE + timedelta(days=2))) == {h1}  # h2 expired
+    repo.cache_put(engine, {h2: answer}, timedelta(days=1), now=BASE + timedelta(days=2))  # refresh
+    assert repo.cache_get(engine, [h2], now=BASE + timedelta(days=2, hours=1)) == {h2: answer}
+    assert repo.cache_purge(engine, now=BASE + timedelta(days=31)) == 2
+    with pytest.raises(ValueError):
+        repo.cache_put(engine, {ID: answer}, timedelta(days=1))
+
+
+def test_audit_lookup(engine):
+    row = {
+        "request_id": "req1",
+        "kind": "bulk",
+        "officer": "etl",
+        "service_code": "LGSP_CD",
+        "integration_code": "TTHC",
+        "purpose": f"reconcile dossiers incl. {ID}",
+        "run_id": "run1",
+        "source_id": "SRC1",
+        "count": 120,
+        "status": "sent",
+        "id_number": ID,
+    }
+    assert repo.audit_lookup(engine, row, now=BASE) == "req1"
+    repo.audit_lookup(engine, {**row, "status": "ok", "count": 118, "requested_at": BASE + timedelta(days=9)})
+    (rec,) = _rows(engine, s.lookup_audit)
+    assert (rec["status"], rec["count"], rec["requested_at"]) == ("ok", 118, BASE)
+    assert ID not in repr(rec)
+    with pytest.raises(ValueError):
+        repo.audit_lookup(engine, {**row, "kind": "all"})
+
+
+# ---- publishing ---------------------------------------------------------------------------------
+
+
+def test_publish_cycle(engine):
+    repo.upsert_dossiers(engine, [make_dossier(c) for c in "ABCD"], "run1")
+    assert repo.publish_candidates(engine, "SRC1") == []  # nothing validated yet
+    repo.set_quality_status(engine, "SRC1", {"A": "valid", "B": "warning", "C": "valid", "D": "valid"})
+    repo.hold(engine, "SRC1", {"D": ["cccd_format"]}, None, "run1")
+    repo.set_quality_status(engine, "SRC1", {"D": "valid"})  # even then, a held record is not published
+    cands = repo.publish_candidates(engine, "SRC1")
+    assert [d.dossier_code for d in cands] == ["A", "B", "C"]
+    assert cands[0] == make_dossier("A")
+
+    repo.mark_published(engine, cands[:2], now=BASE)
+    repo.mark_publish_failed(
+        engine, [{"source_id": "SRC1", "dossier_code": "C", "error": f"HTTP 500 {ID}"}], now=BASE
+    )
+    repo.mark_publish_failed(
+        engine,
+        [{"source_id": "SRC1", "dossier_code": "C", "error": "timeout"}],
+        now=BASE + timedelta(hours=1),
+    )
+    states = repo.publish_states(engine, "SRC1")
+    assert (states["C"]["status"], states["C"]["attempts"], states["C"]["last_error"]) == (
+        "failed",
+        2,
+        "timeout",
+    )
+    assert states["C"]["published_hash"] is None
+    assert states["A"]["published_hash"] == make_dossier("A").content_hash()
+    assert [d.dossier_code for d in repo.publish_candidates(engine, "SRC1")] == ["C"]
+
+    # a failure after a success keeps what the portal holds; a success resets the counter
+    repo.mark_publish_failed(engine, cands[:1], now=BASE)
+    assert (
+        repo.publish_states(engine, "SRC1", ["A"])["A"]["published_hash"] == make_dossier("A").content_hash()
+    )
+    repo.mark_published(
+        engine,
+        [{"source_id": "SRC1", "dossier_code": "C", "content_hash": make_dossier("C").content_hash()}],
+        now=BASE,
+    )
+    assert repo.publish_states(engine, "SRC1", ["C"])["C"]["attempts"] == 0
+    assert [d.dossier_code for d in repo.publish_candidates(engine, "SRC1")] == []
+
+    # new content of a published dossier is a candidate again once validated
+    repo.upsert_dossiers(engine, [make_dossier("A", status=9, updated_at=BASE + timedelta(days=1))], "run2")
+    assert repo.publish_candidates(engine, "SRC1") == []
+    repo.set_quality_status(engine, "SRC1", {"A": "valid"})
+    assert [d.status for d in repo.publish_candidates(engine, "SRC1")] == [9]
+
+
+def test_outbox(engine):
+    msg = {
+        "source_id": "SRC1",
+        "dossier_code": "A",
+        "kind": "dossier",
+        "content_hash": "h1",
+        "payload": {"MaHoSo": "A"},
+    }
+    assert repo.outbox_put(engine, [msg, msg], now=BASE) == 1
+    assert repo.outbox_put(engine, [msg], now=BASE) == 0  # deterministic key: queued once
+    assert repo.outbox_put(engine, [{**msg, "kind": "progress"}], now=BASE + timedelta(seconds=1)) == 1
+    key = repo.outbox_key("SRC1", "A", "dossier", "h1")
+    pending = repo.outbox_pending(engine, "SRC1")
+    assert [p["outbox_key"] for p in pending][0] == key and pending[0]["payload"] == {"MaHoSo": "A"}
+    assert repo.outbox_mark(engine, [key], "failed", error=f"boom {ID}") == 1
+    assert repo.outbox_pending(engine, kinds=["dossier"])[0]["attempts"] == 1
+    assert repo.outbox_pending(engine, kinds=["dossier"], max_attempts=1) == []
+    repo.outbox_mark(engine, [key], "sent")
+    repo.outbox_mark(engine, [key], "confirmed")
+    assert [p["kind"] for p in repo.outbox_pending(engine)] == ["progress"]
+    row = next(r for r in _rows(engine, s.publish_outbox) if r["outbox_key"] == key)
+    assert (row["status"], row["attempts"]) == ("confirmed", 2) and ID not in row["last_error"]
+    with pytest.raises(ValueError):
+        repo.outbox_mark(engine, [key], "lost")
+    assert len(repo.outbox_pending(engine, limit=1, statuses=["pending", "confirmed"])) == 1
+
+
+# ---- indicators ---------------------------------------------------------------------------------
+
+
+def test_indicators_upsert(engine):
+    row = {
+        "period_type": "month",
+        "period_start": date(2026, 10, 1),
+        "scope": "agency",
+        "scope_code": "000.00.12.H12",
+        "indicator_id": "2.1",
+        "numerator": 9,
+        "denominator": 10,
+        "run_id": "run1",
+    }
+    assert (
+        repo.save_indicators(
+            engine, [row, {**row, "indicator_id": "3.3", "numerator": 0, "denominator": 0}], now=BASE
+        )
+        == 2
+    )
+    repo.save_indicators(engine, [{**row, "numerator": 10, "run_id": "run2"}], now=BASE)
+    got = {r["indicator_id"]: r for r in repo.load_indicators(engine, period_type="month")}
+    assert got["2.1"]["value"] == 1.0 and got["2.1"]["run_id"] == "run2"
+    assert got["3.3"]["value"] is None  # denominator 0
+    assert got["2.1"]["period_start"] == date(2026, 10, 1)
+    assert repo.load_indicators(engine, scope="province") == []
+    assert len(repo.load_indicators(engine, period_start=date(2026, 10, 1), indicator_id="2.1")) == 1
+    with pytest.raises(ValueError):
+        repo.save_indicators(engine, [{**row, "period_type": "week"}])

@@ -1,0 +1,354 @@
+"""Dossier-level indicators of Decision 766/QĐ-TTg per agency and period (domain.md §7), pure Python.
+
+:func:`compute_indicators` takes canonical dossiers and a period ``[period_start, period_end]`` (both
+inclusive; a ``date`` bound means the whole day) and returns flat rows::
+
+    {"scope": "agency" | "total", "scope_code": agency code | None,
+     "indicator_id": "2.1_on_time" | "received" | ..., "numerator": int, "denominator": int | None,
+     "value": float | int | None}
+
+Ratio rows have ``value = numerator / denominator`` as a fraction in [0, 1] (``None`` when the
+denominator is 0). Count rows have ``denominator = None`` and ``value = numerator``.
+
+Populations (exact definitions)
+-------------------------------
+*received*: dossiers whose status is a received one (not 1, not 3, known) and whose ``received_at``
+lies in the period. This is the "tiếp nhận" figure of the reports and the denominator of 1.4, 3.3,
+4.2, 4.3 and 4.5b.
+
+*processed* (the on-time population, ``IndicatorOptions.population``):
+
+* ``"received"`` (default): the received dossiers above, each evaluated as of ``period_end`` by
+  :func:`tthc.ontime.evaluate`.
+* ``"active"``: additionally the dossiers received before the period that were still being processed
+  at its start (ended on/after ``period_start`` or still open), counted in ``carried_over``. This is
+  the "kỳ trước chuyển sang + mới tiếp nhận" population some provincial reports use.
+
+Counts over the processed population: ``resolved_early``, ``resolved_on_time``, ``resolved_overdue``
+(``resolved`` = their sum; status 8 counts here by default, see tthc.ontime), ``open_in_time``,
+``open_overdue``, ``withdrawn``, ``unjudged`` (no due date and no legal duration, or ended without an
+end time). ``excluded`` counts dossiers never received (status 1 / 3 / unknown, or no receipt date)
+whose ``received_at`` — or, missing that, ``updated_at`` — lies in the period.
+
+On-time rate 2.1 = (early + on time + open in time) /
+(early + on time + overdue + open in time + open overdue [+ withdrawn if
+``withdrawn_in_on_time_denominator``]). Withdrawn and unjudged dossiers are left out by default: a
+withdrawal is the citizen's act, not the agency's performance.
+
+Other ratios:
+
+* 1.4 sync: received dossiers whose ``Dossier.key`` is in ``synced_keys`` / received (only when
+  ``synced_keys`` is given: the canonical dossier does not know whether it reached the portal).
+* 3.3 online: received with ``channel == 2`` / received (channel None counts as direct, §5).
+* 3.6 online payment: received dossiers of fee-bearing procedures with ``paid_online`` in (1, 2) /
+  received dossiers of fee-bearing procedures. Fee-bearing = ``procedure_code in fee_procedures`` when
+  that set is given, else ``dossier.fee > 0``.
+* 4.1 digitised results: resolved dossiers (outcome early / on time / overdue, status 9 or 10: a
+  stopped dossier has no result) of procedures with a paper result that have a ``result_file`` /
+  those resolved dossiers. Paper result = ``procedure_code in paper_result_procedures`` when given,
+  else ``result_type == "paper"`` (unknown result type is left out).
+* 4.2 digitised components: received dossiers with at least one digitised attachment
+  (``digitised_components_rule="all"``: every attachment digitised, and at least one) / received.
+* 4.3 reuse: received dossiers with at least one reused attachment / received.
+* 4.5b population database: received dossiers with ``vneid_verified`` or whose ``Dossier.key`` is in
+  ``verified_keys`` (lookups reconciled as matched) / received.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tthc.calendar import WorkingCalendar
+from tthc.codes import CHANNEL_ONLINE
+from tthc.model import Dossier
+from tthc.ontime import (
+    EARLY,
+    EXCLUDED,
+    NOT_RECEIVED_REASONS,
+    ON_TIME,
+    OPEN_IN_TIME,
+    OPEN_OVERDUE,
+    OVERDUE,
+    RESOLVED_OUTCOMES,
+    UNJUDGED_REASONS,
+    WITHDRAWN,
+    Evaluation,
+    LegalDuration,
+    OnTimeRules,
+    Unit,
+    evaluate,
+)
+
+__all__ = [
+    "COUNT_IDS",
+    "RATIO_IDS",
+    "IndicatorOptions",
+    "compute_indicators",
+    "load_indicator_config",
+]
+
+#: Raw counts, in output order.
+COUNT_IDS = (
+    "received",
+    "carried_over",
+    "resolved",
+    "resolved_early",
+    "resolved_on_time",
+    "resolved_overdue",
+    "open_in_time",
+    "open_overdue",
+    "withdrawn",
+    "unjudged",
+    "excluded",
+)
+#: Ratios, in output order.
+RATIO_IDS = (
+    "1.4_sync_rate",
+    "2.1_on_time",
+    "3.3_online",
+    "3.6_online_payment",
+    "4.1_digitised_results",
+    "4.2_digitised_components",
+    "4.3_reuse",
+    "4.5b_population_db",
+)
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "indicators.yaml"
+
+_OUTCOME_COUNT = {
+    EARLY: "resolved_early",
+    ON_TIME: "resolved_on_time",
+    OVERDUE: "resolved_overdue",
+    OPEN_IN_TIME: "open_in_time",
+    OPEN_OVERDUE: "open_overdue",
+    WITHDRAWN: "withdrawn",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorOptions:
+    """Choices where domain.md §7 leaves room (see the module docstring)."""
+
+    population: Literal["received", "active"] = "received"
+    withdrawn_in_on_time_denominator: bool = False
+    digitised_components_rule: Literal["any", "all"] = "any"
+    include_total: bool = True
+
+    def __post_init__(self) -> None:
+        if self.population not in ("received", "active"):
+            raise ValueError("population must be 'received' or 'active'")
+        if self.digitised_components_rule not in ("any", "all"):
+            raise ValueError("digitised_components_rule must be 'any' or 'all'")
+
+
+@dataclass
+class _Tally:
+    counts: dict[str, int]
+    ratios: dict[str, list[int]]  # id → [numerator, denominator]
+
+    @classmethod
+    def new(cls) -> _Tally:
+        return cls({k: 0 for k in COUNT_IDS}, {k: [0, 0] for k in RATIO_IDS})
+
+    def ratio(self, rid: str, hit: bool) -> None:
+        r = self.ratios[rid]
+        r[1] += 1
+        r[0] += int(hit)
+
+
+def compute_indicators(
+    dossiers: Iterable[Dossier],
+    period_start: datetime | date,
+    period_end: datetime | date,
+    *,
+    unit: Unit = "date",
+    calendar: WorkingCalendar | None = None,
+    legal_durations: Mapping[str, LegalDuration | float | tuple[float, str]] | None = None,
+    rules: OnTimeRules | None = None,
+    options: IndicatorOptions | None = None,
+    synced_keys: set[str] | frozenset[str] | None = None,
+    verified_keys: set[str] | frozenset[str] | None = None,
+    fee_procedures: set[str] | frozenset[str] | None = None,
+    paper_result_procedures: set[str] | frozenset[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Indicator rows per agency (and a ``total`` scope) for the period (module docstring).
+
+    ``legal_durations``: procedure code → legal duration, used for dossiers without ``due_at``.
+    """
+    opts = options or IndicatorOptions()
+    start = _as_start(period_start)
+    end = _as_end(period_end)
+    if end < start:
+        raise ValueError("period_end is before period_start")
+    durations = legal_durations or {}
+    verified = verified_keys or frozenset()
+
+    tallies: dict[str | None, _Tally] = defaultdict(_Tally.new)
+    for d in dossiers:
+        ev = evaluate(
+            d,
+            end,
+            unit=unit,
+            legal_duration=durations.get(d.procedure_code or ""),
+            calendar=calendar,
+            rules=rules,
+        )
+        t = tallies[d.agency_code]
+        if ev.outcome == EXCLUDED and ev.reason in NOT_RECEIVED_REASONS:
+            ref = d.received_at or d.updated_at
+            if ref is not None and start <= ref <= end:
+                t.counts["excluded"] += 1
+            continue
+        if ev.outcome == EXCLUDED and ev.reason == "received_after_period_end":
+            continue
+        assert d.received_at is not None  # guaranteed by evaluate for the remaining outcomes
+        received_in_period = d.received_at >= start
+        if received_in_period:
+            t.counts["received"] += 1
+            _tally_received(t, d, synced_keys, verified, fee_procedures, opts)
+        elif not (opts.population == "active" and _active_at(ev, start)):
+            continue
+        else:
+            t.counts["carried_over"] += 1
+        _tally_processed(t, d, ev, paper_result_procedures, opts)
+
+    scopes: list[tuple[str, str | None, _Tally]] = [
+        ("agency", code, tallies[code]) for code in sorted(tallies, key=lambda c: (c is None, c or ""))
+    ]
+    if opts.include_total:
+        total = _Tally.new()
+        for t in tallies.values():
+            for k, v in t.counts.items():
+                total.counts[k] += v
+            for k, (num, den) in t.ratios.items():
+                total.ratios[k][0] += num
+                total.ratios[k][1] += den
+        scopes.append(("total", None, total))
+
+    rows: list[dict[str, Any]] = []
+    for scope, code, t in scopes:
+        for cid in COUNT_IDS:
+            if cid == "carried_over" and opts.population != "active":
+                continue
+            n = t.counts[cid]
+            rows.append(_row(scope, code, cid, n, None, n))
+        for rid in RATIO_IDS:
+            if rid == "1.4_sync_rate" and synced_keys is None:
+                continue
+            num, den = t.ratios[rid]
+            rows.append(_row(scope, code, rid, num, den, num / den if den else None))
+    return rows
+
+
+def _tally_received(
+    t: _Tally,
+    d: Dossier,
+    synced_keys: Iterable[str] | None,
+    verified: Iterable[str],
+    fee_procedures: Iterable[str] | None,
+    opts: IndicatorOptions,
+) -> None:
+    """Ratios whose denominator is the received population."""
+    if synced_keys is not None:
+        t.ratio("1.4_sync_rate", d.key in synced_keys)
+    t.ratio("3.3_online", d.channel == CHANNEL_ONLINE)
+    fee_bearing = (d.procedure_code in fee_procedures) if fee_procedures is not None else (d.fee or 0) > 0
+    if fee_bearing:
+        t.ratio("3.6_online_payment", d.paid_online in (1, 2))
+    if opts.digitised_components_rule == "all":
+        digitised = bool(d.attachments) and all(a.digitized for a in d.attachments)
+    else:
+        digitised = any(a.digitized for a in d.attachments)
+    t.ratio("4.2_digitised_components", digitised)
+    t.ratio("4.3_reuse", any(a.reused for a in d.attachments))
+    t.ratio("4.5b_population_db", bool(d.vneid_verified) or d.key in verified)
+
+
+def _tally_processed(
+    t: _Tally,
+    d: Dossier,
+    ev: Evaluation,
+    paper_result_procedures: Iterable[str] | None,
+    opts: IndicatorOptions,
+) -> None:
+    """Outcome counts, 2.1 and 4.1 over the processed population."""
+    if ev.outcome == EXCLUDED:
+        if ev.reason in UNJUDGED_REASONS:
+            t.counts["unjudged"] += 1
+        return
+    t.counts[_OUTCOME_COUNT[ev.outcome]] += 1
+    if ev.outcome in RESOLVED_OUTCOMES:
+        t.counts["resolved"] += 1
+    if ev.outcome != WITHDRAWN or opts.withdrawn_in_on_time_denominator:
+        t.ratio("2.1_on_time", ev.in_time)
+    if ev.outcome in RESOLVED_OUTCOMES and d.status in (9, 10):
+        paper = (
+            (d.procedure_code in paper_result_procedures)
+            if paper_result_procedures is not None
+            else d.result_type == "paper"
+        )
+        if paper:
+            t.ratio("4.1_digitised_results", bool(d.result_file))
+
+
+def _active_at(ev: Evaluation, period_start: datetime) -> bool:
+    """A dossier received before the period still being processed at its start."""
+    if ev.is_open:
+        return True
+    if ev.outcome == EXCLUDED:
+        # Unjudged: counted while open; ended without a known end time cannot be placed.
+        return ev.reason == "no_due_date" and (ev.end is None or ev.end >= period_start)
+    return ev.end is not None and ev.end >= period_start
+
+
+def _row(
+    scope: str, code: str | None, iid: str, num: int, den: int | None, value: float | int | None
+) -> dict[str, Any]:
+    return {
+        "scope": scope,
+        "scope_code": code,
+        "indicator_id": iid,
+        "numerator": num,
+        "denominator": den,
+        "value": value,
+    }
+
+
+def _as_start(v: datetime | date) -> datetime:
+    return v if isinstance(v, datetime) else datetime.combine(v, time.min)
+
+
+def _as_end(v: datetime | date) -> datetime:
+    return v if isinstance(v, datetime) else datetime.combine(v, time.max)
+
+
+def load_indicator_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Read ``config/indicators.yaml`` (groups, labels, weights) and check it is well formed."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    with p.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    if not isinstance(data, dict) or "groups" not in data or "indicators" not in data:
+        raise ValueError(f"{p}: expected top-level 'groups' and 'indicators'")
+    groups = data["groups"]
+    seen: set[str] = set()
+    for item in data["indicators"]:
+        iid = item.get("id")
+        if not iid or iid in seen:
+            raise ValueError(f"{p}: indicator id missing or duplicated: {iid!r}")
+        seen.add(iid)
+        if not item.get("label_vi"):
+            raise ValueError(f"{p}: indicator {iid} has no label_vi")
+        g = item.get("group")
+        if g is not None and g not in groups:
+            raise ValueError(f"{p}: indicator {iid} names unknown group {g!r}")
+        w = item.get("weight")
+        if w is not None and (not isinstance(w, int | float) or w < 0):
+            raise ValueError(f"{p}: indicator {iid} has a bad weight {w!r}")
+    return data

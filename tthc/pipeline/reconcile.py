@@ -1,0 +1,180 @@
+"""Reconcile: match each applicant against the National Population Database (Đề án 06).
+
+Which dossiers: the ones this run created or changed, plus those whose lookup failed before
+(retried every run until it succeeds); quarantined dossiers are left out (they are not published).
+How: numbers that are not a usable CCCD/CMND are ``invalid_id`` without a lookup; the rest are
+answered from the cache (keyed hash of the number, with a time-to-live) or asked in bulk through
+the LGSP (1,000 per request, polled), with single lookups for the numbers a bulk job could not
+answer. Every request is audited (who, when, why, how many: never a number or a name). Names are
+compared with Vietnamese normalisation by :mod:`tthc.matching`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from tthc.codes import cccd_problems, id_type
+from tthc.connections import get_connection
+from tthc.model import Dossier
+from tthc.pipeline.context import StageContext
+from tthc.privacy import key_hash
+from tthc.timeutil import vn_now
+
+log = logging.getLogger(__name__)
+
+#: Single lookups after a bulk job failed for some numbers (bounded: the rest wait for next run).
+MAX_STRAGGLER_LOOKUPS = 200
+SAME_PERSON_CLASSES = ("matched", "matched_normalised")
+
+
+def usable_id(d: Dossier) -> bool:
+    n = d.applicant_id_number
+    t = id_type(n)
+    if t == 2:
+        return True
+    if t != 1:
+        return False
+    problems = cccd_problems(n, None, None)
+    return not problems
+
+
+def reconcile(ctx: StageContext) -> dict[str, Any]:
+    from tthc.warehouse import repo
+
+    sid = ctx.source.source_id
+    with ctx.engine.begin() as conn:
+        changed = {d.dossier_code: d for d in repo.changed_since(conn, sid, ctx.run_id)}
+        matches = repo.load_matches(conn, sid)
+        retry = [c for c, m in matches.items() if m["match_class"] == "lookup_failed" and c not in changed]
+        if retry:
+            changed.update({d.dossier_code: d for d in repo.load_dossiers(conn, sid, retry)})
+        states = repo.dossier_states(conn, sid, list(changed))
+    todo = [d for c, d in changed.items() if states.get(c) and states[c].quality_status != "quarantined"]
+    if not todo:
+        return {"records_in": 0, "records_out": 0, "matched": 0}
+
+    numbers = {d.applicant_id_number for d in todo if usable_id(d)}
+    hashes = {n: key_hash(n, length=32) for n in numbers}
+    with ctx.engine.begin() as conn:
+        cached = repo.cache_get(conn, list(hashes.values()))
+    registry: dict[str, dict[str, Any] | None] = {}
+    for n, h in hashes.items():
+        if h in cached:
+            r = cached[h]
+            registry[n] = None if r == repo.CACHE_NOT_FOUND else r
+    to_ask = sorted(numbers - registry.keys())
+    failed, audit_rows, errors = _lookup(ctx, to_ask, registry)
+
+    now = vn_now()
+    with ctx.engine.begin() as conn:
+        fresh = [
+            {"id_hash": hashes[n], "result": registry[n], "fetched_at": now} for n in to_ask if n in registry
+        ]
+        if fresh:
+            repo.cache_put(conn, fresh, timedelta(days=ctx.settings.lookup_cache_ttl_days), now=now)
+        for row in audit_rows:
+            repo.audit_lookup(conn, row, now=now)
+
+    from tthc.matching import classify, lookup_failed
+
+    rows, classes = [], Counter()
+    for d in todo:
+        n = d.applicant_id_number
+        if not usable_id(d):
+            res = classify(d, None, id_valid=False)
+        elif n in failed or n not in registry:
+            res = lookup_failed()
+        else:
+            res = classify(d, registry[n], id_valid=True)
+        cls = str(res.match_class)
+        classes[cls] += 1
+        rows.append(
+            {
+                "source_id": sid,
+                "dossier_code": d.dossier_code,
+                "id_hash": key_hash(n, length=32) if n else None,
+                "match_class": cls,
+                "name_score": res.name_score,
+                "birth_date_ok": res.birth_date_ok,
+                "run_id": ctx.run_id,
+                "checked_at": now,
+            }
+        )
+    with ctx.engine.begin() as conn:
+        repo.save_matches(conn, rows, now=now)
+    return {
+        "records_in": len(todo),
+        "records_out": len(rows),
+        "matched": sum(classes[c] for c in SAME_PERSON_CLASSES),
+        "errors": errors,
+        "looked_up": len(to_ask),
+        "from_cache": len(numbers) - len(to_ask),
+        "classes": dict(sorted(classes.items())),
+    }
+
+
+def _lookup(
+    ctx: StageContext, numbers: list[str], registry: dict[str, dict[str, Any] | None]
+) -> tuple[set[str], list[dict[str, Any]], int]:
+    """Ask the registry for ``numbers``; fills ``registry``; returns (failed numbers, audit rows, errors)."""
+    if not numbers:
+        return set(), [], 0
+    from connectors.http import ConnectorError
+    from connectors.lgsp import LgspClient, LgspIdentity
+
+    s = ctx.settings
+    audit: list[dict[str, Any]] = []
+
+    def on_request(kind: str, request_id: str, count: int, status: str) -> None:
+        audit.append(
+            {
+                "request_id": request_id,
+                "kind": "single" if kind == "lookup" else "bulk",
+                "requested_at": vn_now(),
+                "officer": s.lgsp_officer,
+                "service_code": s.lgsp_service_code,
+                "integration_code": s.lgsp_integration_code,
+                "purpose": f"{s.lgsp_purpose} ({kind})",
+                "run_id": ctx.run_id,
+                "source_id": ctx.source.source_id,
+                "count": count,
+                "status": status,
+            }
+        )
+
+    conn = get_connection(s.lgsp_conn_id)
+    client = LgspClient(
+        conn.base_url,
+        LgspIdentity(s.lgsp_service_code, s.lgsp_integration_code, s.lgsp_officer, s.lgsp_purpose),
+        on_request=on_request,
+    )
+    failed: set[str] = set()
+    errors = 0
+    try:
+        results = client.lookup_many(numbers)
+    except ConnectorError as e:
+        log.warning("bulk lookup failed for %d numbers: %s", len(numbers), type(e).__name__)
+        results, errors = {}, errors + 1
+    for n in numbers:
+        r = results.get(n)
+        if r is None or r.status == "failed":
+            failed.add(n)
+        elif r.found:
+            registry[n] = dataclasses.asdict(r.person)
+        else:
+            registry[n] = None
+    for n in sorted(failed)[:MAX_STRAGGLER_LOOKUPS]:
+        try:
+            person = client.lookup(n)
+        except ConnectorError:
+            errors += 1
+            continue
+        registry[n] = dataclasses.asdict(person) if person is not None else None
+        failed.discard(n)
+    # keep one audit row per request id (status updates of a bulk job collapse into the last one)
+    by_id = {row["request_id"]: row for row in audit}
+    return failed, list(by_id.values()), errors

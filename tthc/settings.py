@@ -1,0 +1,43 @@
+"""Run-time settings that are not per source: where the warehouse is, who the pipeline is when it
+asks the population database, batch sizes. Read from the environment (``TTHC_*``) with defaults
+suitable for the sandbox; a deployment sets them in its env file or Airflow's environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Airflow connection of the national portal (DVCQG).
+    portal_conn_id: str = "tthc_portal"
+    #: Airflow connection of the population database via the provincial LGSP.
+    lgsp_conn_id: str = "tthc_lgsp"
+    #: Identity sent with every population-database request (world.md §5): service, integration, officer.
+    lgsp_service_code: str = "DVC-TTHC-DONGBO"
+    lgsp_integration_code: str = "TTHC-SYNC"
+    lgsp_officer: str = "he-thong-dong-bo"
+    lgsp_purpose: str = "Đối soát thông tin người nộp hồ sơ TTHC với CSDLQG về dân cư"
+    lookup_cache_ttl_days: int = 30
+    portal_batch_size: int = 100
+    portal_failure_report_after: int = 3
+    http_timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            portal_conn_id=_env("TTHC_PORTAL_CONN_ID", cls.portal_conn_id),
+            lgsp_conn_id=_env("TTHC_LGSP_CONN_ID", cls.lgsp_conn_id),
+            lgsp_service_code=_env("TTHC_LGSP_SERVICE_CODE", cls.lgsp_service_code),
+            lgsp_integration_code=_env("TTHC_LGSP_INTEGRATION_CODE", cls.lgsp_integration_code),
+            lgsp_officer=_env("TTHC_LGSP_OFFICER", cls.lgsp_officer),
+            lookup_cache_ttl_days=int(_env("TTHC_LOOKUP_CACHE_TTL_DAYS", str(cls.lookup_cache_ttl_days))),
+            portal_batch_size=min(100, int(_env("TTHC_PORTAL_BATCH_SIZE", str(cls.portal_batch_size)))),
+            http_timeout_seconds=float(_env("TTHC_HTTP_TIMEOUT", str(cls.http_timeout_seconds))),
+        )

@@ -1,0 +1,1277 @@
+"""Warehouse reads and writes used by the pipeline stages (batch-oriented, SQLite and PostgreSQL).
+
+Every function takes ``bind``: an :class:`~sqlalchemy.engine.Engine` (the call runs in its own
+transaction and commits) or a :class:`~sqlalchemy.engine.Connection` (the call joins the caller's
+transaction; the caller commits). Writes go in chunks of ``executemany`` / dialect upserts
+(``INSERT ... ON CONFLICT``), so 100k-row batches stay fast on both backends. Times default to
+:func:`tthc.timeutil.vn_now` (naive Vietnam time); every stamping function takes ``now=`` for
+reproducible tests and back-fills.
+
+Raw records
+    ``record_raw(bind, source_id, run_id, records, code_of, *, now=None) -> int``
+        Store pulled records verbatim (canonical JSON); a record already stored for the source
+        (same ``record_hash``) is skipped. Returns how many rows were new.
+
+Dossiers (latest version + history)
+    ``upsert_dossiers(bind, dossiers, run_id, *, now=None) -> UpsertResult``
+        Latest update wins. Per ``(source_id, dossier_code)``: new → version 1; a different
+        ``content_hash`` with ``updated_at`` not older than the stored one → version + 1, a history
+        row, ``quality_status`` back to ``'pending'``; an older ``updated_at`` → ignored (``stale``);
+        identical content → nothing written (only a newer ``updated_at`` is carried forward,
+        ``touched``). Re-running the same window changes nothing. Within one batch the record with
+        the greatest ``(updated_at, content_hash)`` represents its key. Records without a source or
+        dossier code cannot be keyed and are counted as ``skipped``.
+        Writers of one source must not run concurrently (one active DAG run per source).
+    ``load_dossiers(bind, source_id, codes=None) -> list[Dossier]`` (ordered by code)
+    ``changed_since(bind, source_id, run_id_or_time) -> list[Dossier]``
+        A ``str``: dossiers whose current version was written by that run (new or changed);
+        a ``datetime``: dossiers whose current version was loaded at or after that time.
+    ``dossier_states(bind, source_id, codes=None) -> dict[code, DossierState]``
+        Version, hash, quality status and last run per dossier, without loading payloads.
+    ``load_history(bind, source_id, dossier_code) -> list[dict]`` (every version, oldest first)
+
+Watermarks and run bookkeeping
+    ``get_watermark(bind, source_id) -> datetime | None``
+    ``set_watermark(bind, source_id, value, run_id, *, now=None)``
+    ``start_stage(bind, run_id, source_id, stage, *, now=None)`` (a retried stage starts afresh)
+    ``finish_stage(bind, run_id, source_id, stage, status, *, records_in=None, records_out=None,
+    quarantined=None, matched=None, published=None, errors=None, error_text=None, details=None,
+    now=None)`` — ``error_text`` is scrubbed of digit runs (ID/phone shapes) and truncated.
+    ``run_summary(bind, run_id) -> list[dict]`` (``sql/run_summary.sql`` + ``duration_s``)
+
+Validation and quarantine
+    ``save_validation(bind, run_id, source_id, suite, rule_rows, issue_rows, *, now=None)
+    -> tuple[int, int]`` — replaces what the same (run, source, suite) saved before (retries are
+    idempotent). Rule rows: ``rule_id, severity, evaluated, failed[, success]``; issue rows:
+    ``dossier_code, rule_id, severity``. Other keys are ignored, so no value can slip in.
+    ``set_quality_status(bind, source_id, statuses: dict[code, status]) -> int``
+    ``hold(bind, source_id, code_to_reasons, content_hashes, run_id, *, now=None) -> int``
+        Hold (or keep holding) records; also sets their ``quality_status`` to ``'quarantined'``.
+        A record held again after a release starts a new hold (new ``first_run_id``/``held_at``).
+    ``release(bind, source_id, codes, run_id, *, now=None, quality_status=None) -> int``
+        Release held records; ``quality_status`` (optional) is set on the released dossiers.
+    ``held_codes(bind, source_id) -> set[str]``
+    ``quarantine_entries(bind, source_id, status=None) -> list[dict]``
+    ``quality_by_agency(bind, source_id=None) -> list[dict]`` (``sql/quality_by_agency.sql``)
+    ``issues_by_rule(bind, run_id) -> list[dict]`` (``sql/issues_by_rule.sql``)
+
+Citizen reconciliation (keyed hashes only, never ID numbers or names)
+    ``save_matches(bind, rows, *, now=None) -> int`` (upsert per dossier)
+    ``load_matches(bind, source_id, codes=None) -> dict[code, dict]``
+    ``cache_get(bind, id_hashes, now=None) -> dict[id_hash, result]`` (unexpired entries only)
+    ``cache_put(bind, rows, ttl, *, now=None) -> int``; rows are ``{"id_hash", "result"[,
+    "fetched_at"]}`` dicts or one ``{id_hash: result}`` mapping; ``CACHE_NOT_FOUND`` marks a miss.
+    ``cache_purge(bind, now=None) -> int``
+    ``audit_lookup(bind, row, *, now=None) -> str`` (upsert by ``request_id``; returns it)
+
+Publishing
+    ``publish_candidates(bind, source_id) -> list[Dossier]`` (``sql/publish_candidates.sql``)
+    ``mark_published(bind, rows, *, now=None) -> int`` — rows: Dossier objects or dicts with
+    ``source_id, dossier_code, content_hash`` (or ``published_hash``)``[, published_at]``.
+    ``mark_publish_failed(bind, rows, *, now=None) -> int`` — rows: dicts with ``source_id,
+    dossier_code[, error, attempted_at]``; ``attempts`` counts failures since the last success.
+    ``publish_states(bind, source_id, codes=None) -> dict[code, dict]``
+    ``outbox_key(source_id, dossier_code, kind, content_hash) -> str`` (deterministic)
+    ``outbox_put(bind, rows, *, now=None) -> int`` (existing keys are left alone)
+    ``outbox_pending(bind, source_id=None, *, kinds=None, statuses=("pending", "failed"),
+    max_attempts=None, limit=None) -> list[dict]``
+    ``outbox_mark(bind, keys, status, *, error=None, now=None) -> int``
+
+Indicators
+    ``save_indicators(bind, rows, *, now=None) -> int`` (upsert on period, scope, indicator;
+    ``value`` defaults to numerator / denominator, NULL when the denominator is 0; count rows
+    have ``denominator`` None and ``value`` = numerator)
+    ``load_indicators(bind, *, period_type=None, period_start=None, scope=None, scope_code=None,
+    indicator_id=None) -> list[dict]``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from tthc.model import SCALAR_FIELDS, Attachment, Dossier, Supplement
+from tthc.privacy import scrub_digits
+from tthc.timeutil import vn_now
+from tthc.warehouse import schema as s
+from tthc.warehouse.schema import RawJSON, json_default, json_dumps
+from tthc.warehouse.sqlfiles import load_sql
+
+log = logging.getLogger(__name__)
+
+Bind = Engine | Connection
+T = TypeVar("T")
+
+#: Marker stored in ``lookup_cache.result`` when the registry does not know an ID.
+CACHE_NOT_FOUND: dict[str, Any] = {"found": False}
+
+ERROR_TEXT_MAX = 2000
+IN_CHUNK = 500  # values per IN (...) list
+# Rows per executemany call; bounded so one statement never holds the whole batch in the driver.
+WRITE_CHUNK = 5000
+
+__all__ = [
+    "CACHE_NOT_FOUND",
+    "DossierState",
+    "UpsertResult",
+    "audit_lookup",
+    "cache_get",
+    "cache_purge",
+    "cache_put",
+    "changed_since",
+    "dossier_states",
+    "finish_stage",
+    "get_watermark",
+    "held_codes",
+    "hold",
+    "issues_by_rule",
+    "load_dossiers",
+    "load_history",
+    "load_indicators",
+    "load_matches",
+    "mark_publish_failed",
+    "mark_published",
+    "outbox_key",
+    "outbox_mark",
+    "outbox_pending",
+    "outbox_put",
+    "publish_candidates",
+    "publish_states",
+    "quality_by_agency",
+    "quarantine_entries",
+    "record_raw",
+    "release",
+    "run_summary",
+    "save_indicators",
+    "save_matches",
+    "save_validation",
+    "set_quality_status",
+    "set_watermark",
+    "start_stage",
+    "upsert_dossiers",
+]
+
+
+# ---- plumbing ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _tx(bind: Bind) -> Iterator[Connection]:
+    """Engine → own transaction (committed on success); Connection → the caller's transaction."""
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    else:
+        yield bind
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """Dialect-specific INSERT that knows ``ON CONFLICT``."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        if sqlite3.sqlite_version_info < (3, 35):  # pragma: no cover - old system SQLite
+            raise RuntimeError("the warehouse needs SQLite >= 3.35 (UPSERT ... RETURNING)")
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the warehouse supports sqlite and postgresql, not {name}")
+
+
+def _upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    *,
+    update: Sequence[str] | None = None,
+    extra_set: Callable[[Any], dict[str, Any]] | None = None,
+) -> int:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET col = excluded.col for ``update`` columns.
+
+    ``update`` defaults to every non-key column of the rows; ``extra_set(excluded)`` may add or
+    override SET expressions (they can refer to the stored row through ``table.c``).
+    """
+    if not rows:
+        return 0
+    ins = _insert(conn, table)
+    cols = list(update) if update is not None else [c for c in rows[0] if c not in keys]
+    set_: dict[str, Any] = {c: ins.excluded[c] for c in cols}
+    if extra_set is not None:
+        set_.update(extra_set(ins.excluded))
+    stmt = ins.on_conflict_do_update(index_elements=list(keys), set_=set_)
+    for chunk in _chunks(rows, WRITE_CHUNK):
+        conn.execute(stmt, list(chunk))
+    return len(rows)
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _clean_text(text: str | None, limit: int = ERROR_TEXT_MAX) -> str | None:
+    """Free text bound for the warehouse bookkeeping: no digit runs (ID/phone shapes), bounded."""
+    if text is None:
+        return None
+    text = scrub_digits(str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _in_chunks(
+    conn: Connection, stmt: sa.Select, column: sa.ColumnElement, values: Iterable[Any] | None
+) -> Iterator[sa.RowMapping]:
+    """Run ``stmt`` (optionally restricted to ``column IN values``, chunked) and yield mappings."""
+    if values is None:
+        yield from conn.execute(stmt).mappings()
+        return
+    vals = list(dict.fromkeys(values))
+    for chunk in _chunks(vals, IN_CHUNK):
+        yield from conn.execute(stmt.where(column.in_(chunk))).mappings()
+
+
+# ---- raw records ---------------------------------------------------------------------------------
+
+
+def record_raw(
+    bind: Bind,
+    source_id: str,
+    run_id: str,
+    records: Iterable[Mapping[str, Any]],
+    code_of: Callable[[Mapping[str, Any]], str | None],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Store pulled records verbatim; returns how many were new (duplicates are ignored).
+
+    ``code_of(record)`` extracts the dossier code; a record it cannot read (KeyError, TypeError,
+    ValueError, AttributeError) is still stored, with no code.
+    """
+    now = now or vn_now()
+    rows: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        payload = json_dumps(rec)
+        digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        if digest in rows:
+            continue
+        try:
+            code = code_of(rec)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            code = None
+        rows[digest] = {
+            "source_id": source_id,
+            "run_id": run_id,
+            "dossier_code": None if code is None else str(code),
+            "record_hash": digest,
+            "payload": payload,
+            "pulled_at": now,
+        }
+    if not rows:
+        return 0
+    inserted = 0
+    with _tx(bind) as conn:
+        t = s.raw_records
+        stmt = (
+            _insert(conn, t)
+            .on_conflict_do_nothing(index_elements=["source_id", "record_hash"])
+            .returning(t.c.id)
+        )
+        for chunk in _chunks(list(rows.values()), WRITE_CHUNK):
+            inserted += len(conn.execute(stmt, list(chunk)).all())
+    return inserted
+
+
+# ---- dossiers --------------------------------------------------------------------------------------
+
+
+@dataclass
+class UpsertResult:
+    """Outcome of :func:`upsert_dossiers`.
+
+    Every input record lands in exactly one count: the record that represents its key in
+    ``inserted`` / ``updated`` / ``unchanged`` / ``stale``, same-key extras of the batch in
+    ``unchanged`` (same content) or ``stale`` (superseded), unkeyable ones in ``skipped``.
+    """
+
+    inserted: int = 0
+    updated: int = 0  # a new version was written
+    unchanged: int = 0  # same content as stored (includes ``touched``)
+    changed_keys: list[str] = field(default_factory=list)  # Dossier.key of inserted + updated
+    stale: int = 0  # ignored: a newer version is stored, or came later in the same batch
+    touched: int = 0  # same content, newer updated_at carried forward
+    skipped: int = 0  # no source_id / dossier_code: cannot be keyed
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated
+
+
+@dataclass(frozen=True)
+class DossierState:
+    content_hash: str
+    version: int
+    updated_at: datetime | None
+    quality_status: str
+    last_run_id: str
+
+
+_MIN_DT = datetime.min
+_DOSSIER_FIELDS = tuple(f.name for f in dataclasses.fields(Dossier))
+_ATTACHMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Attachment))
+_SELF_CHECK_EVERY = 997  # compare the fast path with the model on a sample of every batch
+
+
+def _iso(v: datetime | None) -> str | None:
+    return v.isoformat(timespec="seconds") if v is not None else None
+
+
+def _fast_dict(d: Dossier) -> dict[str, Any]:
+    """``Dossier.to_dict()`` without ``dataclasses.asdict``'s deep copies (~10x faster).
+
+    The model's version dominates the cost of a 100k-row load; :func:`_payloads` checks this one
+    against it on a sample of every batch and falls back to the model if they ever disagree.
+    """
+    out: dict[str, Any] = {}
+    for f in _DOSSIER_FIELDS:
+        v = getattr(d, f)
+        out[f] = v.isoformat(timespec="seconds") if isinstance(v, datetime) else v
+    out["supplements"] = [
+        {"requested_at": _iso(x.requested_at), "completed_at": _iso(x.completed_at)} for x in d.supplements
+    ]
+    out["attachments"] = [{f: getattr(a, f) for f in _ATTACHMENT_FIELDS} for a in d.attachments]
+    out["raw_issues"] = dict(d.raw_issues)
+    return out
+
+
+def _hashed(payload: dict[str, Any]) -> tuple[RawJSON, str]:
+    """The text ``Dossier.content_hash()`` digests (``to_dict()`` minus ``updated_at``) and its hash."""
+    body = {k: v for k, v in payload.items() if k != "updated_at"}
+    blob = json.dumps(body, sort_keys=True, ensure_ascii=False, default=json_default)
+    return RawJSON(blob), hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _payloads(dossiers: Sequence[Dossier]) -> list[tuple[dict[str, Any], RawJSON, str]]:
+    """``(to_dict(), hashed text, content_hash())`` per dossier; the fast path is checked on a sample."""
+    fast = True
+    for i in range(0, len(dossiers), _SELF_CHECK_EVERY):
+        d = dossiers[i]
+        payload = _fast_dict(d)
+        if payload != d.to_dict() or _hashed(payload)[1] != d.content_hash():
+            log.warning("fast dossier serialisation disagrees with tthc.model; using the model's")
+            fast = False
+            break
+    out = []
+    for d in dossiers:
+        payload = _fast_dict(d) if fast else d.to_dict()
+        blob, h = _hashed(payload)
+        if not fast and h != d.content_hash():  # pragma: no cover - the model changed its hash
+            raise RuntimeError(
+                "tthc.model.Dossier.content_hash no longer hashes to_dict(); update the warehouse"
+            )
+        out.append((payload, blob, h))
+    return out
+
+
+def _order_key(d: Dossier, content_hash: str) -> tuple[datetime, str]:
+    return (d.updated_at or _MIN_DT, content_hash)
+
+
+def _is_older(new: datetime | None, stored: datetime | None) -> bool:
+    """An incoming version without ``updated_at`` never replaces a dated one."""
+    if stored is None:
+        return False
+    if new is None:
+        return True
+    return new < stored
+
+
+def _dossier_row(d: Dossier, content_hash: str, as_dict: dict[str, Any]) -> dict[str, Any]:
+    row = d.to_row()
+    row["supplements_json"] = as_dict["supplements"]
+    row["attachments_json"] = as_dict["attachments"]
+    row["raw_issues_json"] = as_dict["raw_issues"]
+    row["content_hash"] = content_hash
+    return row
+
+
+def upsert_dossiers(
+    bind: Bind, dossiers: Iterable[Dossier], run_id: str, *, now: datetime | None = None
+) -> UpsertResult:
+    """Merge a batch of canonical dossiers into ``dossiers`` / ``dossier_history`` (see module doc)."""
+    now = now or vn_now()
+    result = UpsertResult()
+    keyed: list[Dossier] = []
+    for d in dossiers:
+        if d.source_id and d.dossier_code:
+            keyed.append(d)
+        else:
+            result.skipped += 1
+    best: dict[tuple[str, str], tuple[Dossier, str, dict[str, Any], RawJSON]] = {}
+    for d, (payload, blob, h) in zip(keyed, _payloads(keyed), strict=True):
+        k = (d.source_id, d.dossier_code)
+        cur = best.get(k)
+        if cur is None:
+            best[k] = (d, h, payload, blob)
+            continue
+        if cur[1] == h:
+            result.unchanged += 1  # the same content twice in one batch (overlapping pages)
+        else:
+            result.stale += 1
+        if _order_key(d, h) > _order_key(cur[0], cur[1]):
+            best[k] = (d, h, payload, blob)
+    if not best:
+        return result
+
+    by_source: dict[str, list[str]] = {}
+    for src, code in best:
+        by_source.setdefault(src, []).append(code)
+
+    t = s.dossiers
+    writes: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    touches: list[dict[str, Any]] = []
+    with _tx(bind) as conn:
+        stored: dict[tuple[str, str], sa.RowMapping] = {}
+        for src, codes in by_source.items():
+            q = sa.select(
+                t.c.source_id, t.c.dossier_code, t.c.content_hash, t.c.updated_at, t.c.version
+            ).where(t.c.source_id == src)
+            for m in _in_chunks(conn, q, t.c.dossier_code, codes):
+                stored[(m["source_id"], m["dossier_code"])] = m
+
+        for k, (d, h, as_dict, blob) in best.items():
+            old = stored.get(k)
+            if old is not None and old["content_hash"] == h:
+                result.unchanged += 1
+                stored_at = old["updated_at"]
+                if d.updated_at is not None and (stored_at is None or d.updated_at > stored_at):
+                    result.touched += 1
+                    touches.append({"k_src": k[0], "k_code": k[1], "k_upd": d.updated_at})
+                continue
+            if old is not None and _is_older(d.updated_at, old["updated_at"]):
+                result.stale += 1
+                continue
+            version = 1 if old is None else old["version"] + 1
+            row = _dossier_row(d, h, as_dict)
+            row.update(
+                version=version,
+                first_seen_run=run_id,
+                last_run_id=run_id,
+                loaded_at=now,
+                quality_status="pending",
+            )
+            writes.append(row)
+            history.append(
+                {
+                    "source_id": k[0],
+                    "dossier_code": k[1],
+                    "version": version,
+                    "content_hash": h,
+                    "payload": blob,
+                    "updated_at": d.updated_at,
+                    "run_id": run_id,
+                    "loaded_at": now,
+                }
+            )
+            if old is None:
+                result.inserted += 1
+            else:
+                result.updated += 1
+            result.changed_keys.append(d.key)
+
+        if writes:
+            keys = ("source_id", "dossier_code")
+            update_cols = [c for c in writes[0] if c not in keys and c != "first_seen_run"]
+            _upsert(conn, t, writes, keys, update=update_cols)
+            hist_stmt = _insert(conn, s.dossier_history).on_conflict_do_nothing(
+                index_elements=["source_id", "dossier_code", "version"]
+            )
+            for chunk in _chunks(history, WRITE_CHUNK):
+                conn.execute(hist_stmt, list(chunk))
+        if touches:
+            touch = (
+                sa.update(t)
+                .where(
+                    t.c.source_id == sa.bindparam("k_src"),
+                    t.c.dossier_code == sa.bindparam("k_code"),
+                )
+                .values(updated_at=sa.bindparam("k_upd"))
+            )
+            for chunk in _chunks(touches, WRITE_CHUNK):
+                conn.execute(touch, list(chunk))
+    result.changed_keys.sort()
+    return result
+
+
+def _to_dossier(m: Mapping[str, Any]) -> Dossier:
+    kw = {f: m[f] for f in SCALAR_FIELDS}
+    kw["supplements"] = [
+        Supplement(_dt(x.get("requested_at")), _dt(x.get("completed_at"))) for x in m["supplements_json"]
+    ]
+    kw["attachments"] = [Attachment(**a) for a in m["attachments_json"]]
+    kw["raw_issues"] = dict(m["raw_issues_json"])
+    return Dossier(**kw)
+
+
+def _dt(v: str | datetime | None) -> datetime | None:
+    if v is None or isinstance(v, datetime):
+        return v
+    return datetime.fromisoformat(v)
+
+
+def load_dossiers(bind: Bind, source_id: str, codes: Iterable[str] | None = None) -> list[Dossier]:
+    """Current versions of one source's dossiers (all, or the given codes), ordered by code."""
+    t = s.dossiers
+    q = sa.select(t).where(t.c.source_id == source_id)
+    with _tx(bind) as conn:
+        out = [_to_dossier(m) for m in _in_chunks(conn, q, t.c.dossier_code, codes)]
+    out.sort(key=lambda d: d.dossier_code or "")
+    return out
+
+
+def changed_since(bind: Bind, source_id: str, run_id_or_time: str | datetime) -> list[Dossier]:
+    """Dossiers whose current version a run wrote (``str`` run id) or loaded since a time."""
+    t = s.dossiers
+    q = sa.select(t).where(t.c.source_id == source_id)
+    if isinstance(run_id_or_time, datetime):
+        q = q.where(t.c.loaded_at >= run_id_or_time)
+    else:
+        q = q.where(t.c.last_run_id == run_id_or_time)
+    with _tx(bind) as conn:
+        return [_to_dossier(m) for m in conn.execute(q.order_by(t.c.dossier_code)).mappings()]
+
+
+def dossier_states(bind: Bind, source_id: str, codes: Iterable[str] | None = None) -> dict[str, DossierState]:
+    t = s.dossiers
+    q = sa.select(
+        t.c.dossier_code,
+        t.c.content_hash,
+        t.c.version,
+        t.c.updated_at,
+        t.c.quality_status,
+        t.c.last_run_id,
+    ).where(t.c.source_id == source_id)
+    with _tx(bind) as conn:
+        return {
+            m["dossier_code"]: DossierState(
+                m["content_hash"], m["version"], m["updated_at"], m["quality_status"], m["last_run_id"]
+            )
+            for m in _in_chunks(conn, q, t.c.dossier_code, codes)
+        }
+
+
+def load_history(bind: Bind, source_id: str, dossier_code: str) -> list[dict[str, Any]]:
+    """Every stored version of one dossier, oldest first: version, content_hash, updated_at,
+    run_id, loaded_at and ``dossier`` (the :class:`Dossier` of that version)."""
+    h = s.dossier_history
+    q = sa.select(h).where(h.c.source_id == source_id, h.c.dossier_code == dossier_code).order_by(h.c.version)
+    out = []
+    with _tx(bind) as conn:
+        for m in conn.execute(q).mappings():
+            payload = dict(m["payload"])
+            payload["updated_at"] = m["updated_at"]
+            row = {k: m[k] for k in ("version", "content_hash", "updated_at", "run_id", "loaded_at")}
+            row["dossier"] = Dossier.from_dict(payload)
+            out.append(row)
+    return out
+
+
+# ---- watermarks and run bookkeeping ------------------------------------------------------------
+
+
+def get_watermark(bind: Bind, source_id: str) -> datetime | None:
+    t = s.watermarks
+    with _tx(bind) as conn:
+        return conn.execute(sa.select(t.c.watermark).where(t.c.source_id == source_id)).scalar()
+
+
+def set_watermark(
+    bind: Bind, source_id: str, value: datetime | None, run_id: str | None, *, now: datetime | None = None
+) -> None:
+    row = {"source_id": source_id, "watermark": value, "run_id": run_id, "updated_at": now or vn_now()}
+    with _tx(bind) as conn:
+        _upsert(conn, s.watermarks, [row], ["source_id"])
+
+
+def start_stage(
+    bind: Bind, run_id: str, source_id: str, stage: str, *, now: datetime | None = None
+) -> datetime:
+    """Mark a stage running (a retried stage starts afresh); returns its start time."""
+    now = now or vn_now()
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "source_id": source_id,
+        "stage": stage,
+        "started_at": now,
+        "finished_at": None,
+        "status": "running",
+        "records_in": None,
+        "records_out": None,
+        "quarantined": None,
+        "matched": None,
+        "published": None,
+        "errors": None,
+        "error_text": None,
+        "details": None,
+    }
+    with _tx(bind) as conn:
+        _upsert(conn, s.pipeline_runs, [row], ["run_id", "source_id", "stage"])
+    return now
+
+
+def finish_stage(
+    bind: Bind,
+    run_id: str,
+    source_id: str,
+    stage: str,
+    status: str,
+    *,
+    records_in: int | None = None,
+    records_out: int | None = None,
+    quarantined: int | None = None,
+    matched: int | None = None,
+    published: int | None = None,
+    errors: int | None = None,
+    error_text: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Close a stage with its status and counts (counts left ``None`` keep their stored value)."""
+    _check(status, s.RUN_STATUSES, "stage status")
+    now = now or vn_now()
+    counts = {
+        "records_in": records_in,
+        "records_out": records_out,
+        "quarantined": quarantined,
+        "matched": matched,
+        "published": published,
+        "errors": errors,
+    }
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "source_id": source_id,
+        "stage": stage,
+        "started_at": now,  # only used when start_stage was never called
+        "finished_at": now,
+        "status": status,
+        "error_text": _clean_text(error_text),
+        "details": dict(details) if details is not None else None,
+        **counts,
+    }
+    update = ["finished_at", "status", "error_text"]
+    update += [k for k, v in counts.items() if v is not None]
+    if details is not None:
+        update.append("details")
+    with _tx(bind) as conn:
+        _upsert(conn, s.pipeline_runs, [row], ["run_id", "source_id", "stage"], update=update)
+
+
+def run_summary(bind: Bind, run_id: str) -> list[dict[str, Any]]:
+    """Stages of one run per source (``sql/run_summary.sql``), with ``duration_s``."""
+    t = s.pipeline_runs
+    stmt = load_sql("run_summary").columns(
+        t.c.source_id,
+        t.c.stage,
+        t.c.status,
+        t.c.started_at,
+        t.c.finished_at,
+        t.c.records_in,
+        t.c.records_out,
+        t.c.quarantined,
+        t.c.matched,
+        t.c.published,
+        t.c.errors,
+        t.c.error_text,
+    )
+    with _tx(bind) as conn:
+        rows = [dict(m) for m in conn.execute(stmt, {"run_id": run_id}).mappings()]
+    for r in rows:
+        fin, st = r["finished_at"], r["started_at"]
+        r["duration_s"] = (fin - st).total_seconds() if fin and st else None
+    return rows
+
+
+# ---- validation and quarantine -----------------------------------------------------------------
+
+
+def save_validation(
+    bind: Bind,
+    run_id: str,
+    source_id: str,
+    suite: str,
+    rule_rows: Iterable[Mapping[str, Any]],
+    issue_rows: Iterable[Mapping[str, Any]],
+    *,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Replace the results of (run, source, suite): per-rule counts and per-record rule hits."""
+    now = now or vn_now()
+    rules: dict[str, dict[str, Any]] = {}
+    for r in rule_rows:
+        evaluated, failed = int(r["evaluated"]), int(r["failed"])
+        success = r.get("success")
+        rules[str(r["rule_id"])] = {
+            "run_id": run_id,
+            "source_id": source_id,
+            "suite": suite,
+            "rule_id": str(r["rule_id"]),
+            "severity": str(r["severity"]),
+            "evaluated": evaluated,
+            "failed": failed,
+            "success": bool(failed == 0 if success is None else success),
+            "created_at": now,
+        }
+    issues: dict[tuple[str, str], dict[str, Any]] = {}
+    for i in issue_rows:
+        code, rule = str(i["dossier_code"]), str(i["rule_id"])
+        issues[(code, rule)] = {
+            "run_id": run_id,
+            "source_id": source_id,
+            "suite": suite,
+            "dossier_code": code,
+            "rule_id": rule,
+            "severity": str(i["severity"]),
+            "created_at": now,
+        }
+    vr, di = s.validation_results, s.dossier_issues
+    with _tx(bind) as conn:
+        for t in (vr, di):
+            conn.execute(
+                sa.delete(t).where(t.c.run_id == run_id, t.c.source_id == source_id, t.c.suite == suite)
+            )
+        for t, rows in ((vr, list(rules.values())), (di, list(issues.values()))):
+            for chunk in _chunks(rows, WRITE_CHUNK):
+                conn.execute(sa.insert(t), list(chunk))
+    return len(rules), len(issues)
+
+
+def set_quality_status(bind: Bind, source_id: str, statuses: Mapping[str, str]) -> int:
+    """Set ``dossiers.quality_status`` per code; returns the number of rows updated."""
+    by_status: dict[str, list[str]] = {}
+    for code, st in statuses.items():
+        by_status.setdefault(_check(st, s.QUALITY_STATUSES, "quality_status"), []).append(code)
+    t = s.dossiers
+    n = 0
+    with _tx(bind) as conn:
+        for st, codes in by_status.items():
+            for chunk in _chunks(codes, IN_CHUNK):
+                n += conn.execute(
+                    sa.update(t)
+                    .where(t.c.source_id == source_id, t.c.dossier_code.in_(chunk))
+                    .values(quality_status=st)
+                ).rowcount
+    return n
+
+
+def hold(
+    bind: Bind,
+    source_id: str,
+    code_to_reasons: Mapping[str, Iterable[str]],
+    content_hashes: Mapping[str, str | None] | None,
+    run_id: str,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Hold records in quarantine with their rule ids; returns how many were held."""
+    now = now or vn_now()
+    hashes = content_hashes or {}
+    rows = [
+        {
+            "source_id": source_id,
+            "dossier_code": code,
+            "content_hash": hashes.get(code),
+            "reasons": sorted(set(reasons)),
+            "status": "held",
+            "first_run_id": run_id,
+            "last_run_id": run_id,
+            "held_at": now,
+            "released_at": None,
+            "released_run_id": None,
+        }
+        for code, reasons in code_to_reasons.items()
+    ]
+    if not rows:
+        return 0
+    q = s.quarantine
+    was_released = q.c.status == "released"
+
+    def restart_if_released(excluded: Any) -> dict[str, Any]:
+        return {
+            "first_run_id": sa.case((was_released, excluded.first_run_id), else_=q.c.first_run_id),
+            "held_at": sa.case((was_released, excluded.held_at), else_=q.c.held_at),
+        }
+
+    with _tx(bind) as conn:
+        _upsert(
+            conn,
+            q,
+            rows,
+            ["source_id", "dossier_code"],
+            update=["content_hash", "reasons", "status", "last_run_id", "released_at", "released_run_id"],
+            extra_set=restart_if_released,
+        )
+        set_quality_status(conn, source_id, {r["dossier_code"]: "quarantined" for r in rows})
+    return len(rows)
+
+
+def release(
+    bind: Bind,
+    source_id: str,
+    codes: Iterable[str],
+    run_id: str,
+    *,
+    now: datetime | None = None,
+    quality_status: str | None = None,
+) -> int:
+    """Release held records; returns how many were held and are now released."""
+    now = now or vn_now()
+    codes = list(dict.fromkeys(codes))
+    q = s.quarantine
+    n = 0
+    with _tx(bind) as conn:
+        for chunk in _chunks(codes, IN_CHUNK):
+            n += conn.execute(
+                sa.update(q)
+                .where(q.c.source_id == source_id, q.c.dossier_code.in_(chunk), q.c.status == "held")
+                .values(status="released", released_at=now, released_run_id=run_id)
+            ).rowcount
+        if quality_status is not None:
+            set_quality_status(conn, source_id, dict.fromkeys(codes, quality_status))
+    return n
+
+
+def held_codes(bind: Bind, source_id: str) -> set[str]:
+    q = s.quarantine
+    with _tx(bind) as conn:
+        return set(
+            conn.execute(
+                sa.select(q.c.dossier_code).where(q.c.source_id == source_id, q.c.status == "held")
+            ).scalars()
+        )
+
+
+def quarantine_entries(bind: Bind, source_id: str, status: str | None = None) -> list[dict[str, Any]]:
+    q = s.quarantine
+    stmt = sa.select(q).where(q.c.source_id == source_id).order_by(q.c.dossier_code)
+    if status is not None:
+        stmt = stmt.where(q.c.status == _check(status, s.QUARANTINE_STATUSES, "quarantine status"))
+    with _tx(bind) as conn:
+        return [dict(m) for m in conn.execute(stmt).mappings()]
+
+
+def quality_by_agency(bind: Bind, source_id: str | None = None) -> list[dict[str, Any]]:
+    """Quality and publishing counts per source and agency (``sql/quality_by_agency.sql``)."""
+    counts = ("dossiers", "valid", "warning", "quarantined", "pending", "published_current", "publish_failed")
+    stmt = load_sql("quality_by_agency").columns(
+        sa.column("source_id", sa.String),
+        sa.column("agency_code", sa.String),
+        *(sa.column(c, sa.Integer) for c in counts),
+    )
+    with _tx(bind) as conn:
+        rows = [dict(m) for m in conn.execute(stmt, {"source_id": source_id}).mappings()]
+    for r in rows:  # SUM over no rows is NULL; PostgreSQL's bigint sums arrive as int already
+        for c in counts:
+            r[c] = int(r[c] or 0)
+    return rows
+
+
+def issues_by_rule(bind: Bind, run_id: str) -> list[dict[str, Any]]:
+    """Per source, suite and rule: evaluated / failed counts of one run (``sql/issues_by_rule.sql``)."""
+    v = s.validation_results
+    stmt = load_sql("issues_by_rule").columns(
+        v.c.source_id, v.c.suite, v.c.rule_id, v.c.severity, v.c.evaluated, v.c.failed, v.c.success
+    )
+    with _tx(bind) as conn:
+        return [dict(m) for m in conn.execute(stmt, {"run_id": run_id}).mappings()]
+
+
+# ---- citizen reconciliation ------------------------------------------------------------------------
+
+
+def _assert_hashed(id_hash: str | None) -> None:
+    # A bare 9/12-digit value is an ID number, not tthc.privacy.key_hash output: refuse it.
+    if id_hash is not None and id_hash.isdigit() and len(id_hash) in (9, 12):
+        raise ValueError("id_hash looks like a raw ID number; store tthc.privacy.key_hash(...) instead")
+
+
+_MATCH_COLS = (
+    "source_id",
+    "dossier_code",
+    "id_hash",
+    "match_class",
+    "name_score",
+    "birth_date_ok",
+    "checked_at",
+    "run_id",
+    "request_id",
+)
+
+
+def save_matches(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
+    """Upsert reconciliation outcomes per dossier (only the known columns are kept)."""
+    now = now or vn_now()
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        _assert_hashed(r.get("id_hash"))
+        row = {c: r.get(c) for c in _MATCH_COLS}
+        row["checked_at"] = row["checked_at"] or now
+        if row["birth_date_ok"] is not None:
+            row["birth_date_ok"] = bool(row["birth_date_ok"])
+        out[(row["source_id"], row["dossier_code"])] = row
+    with _tx(bind) as conn:
+        return _upsert(conn, s.citizen_matches, list(out.values()), ["source_id", "dossier_code"])
+
+
+def load_matches(bind: Bind, source_id: str, codes: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    t = s.citizen_matches
+    q = sa.select(t).where(t.c.source_id == source_id)
+    with _tx(bind) as conn:
+        return {m["dossier_code"]: dict(m) for m in _in_chunks(conn, q, t.c.dossier_code, codes)}
+
+
+def cache_get(bind: Bind, id_hashes: Iterable[str], now: datetime | None = None) -> dict[str, Any]:
+    """Unexpired cached registry answers by id_hash (``CACHE_NOT_FOUND`` for a known miss)."""
+    now = now or vn_now()
+    t = s.lookup_cache
+    q = sa.select(t.c.id_hash, t.c.result).where(t.c.expires_at > now)
+    with _tx(bind) as conn:
+        return {m["id_hash"]: m["result"] for m in _in_chunks(conn, q, t.c.id_hash, id_hashes)}
+
+
+def cache_put(
+    bind: Bind,
+    rows: Iterable[Mapping[str, Any]] | Mapping[str, Any],
+    ttl: timedelta,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Store registry answers for ``ttl`` (from each row's ``fetched_at``, default now)."""
+    now = now or vn_now()
+    if isinstance(rows, Mapping):
+        items: Iterable[Mapping[str, Any]] = [{"id_hash": k, "result": v} for k, v in rows.items()]
+    else:
+        items = rows
+    out: dict[str, dict[str, Any]] = {}
+    for r in items:
+        _assert_hashed(r["id_hash"])
+        fetched = r.get("fetched_at") or now
+        result = r["result"]
+        out[r["id_hash"]] = {
+            "id_hash": r["id_hash"],
+            "result": CACHE_NOT_FOUND if result is None else result,
+            "fetched_at": fetched,
+            "expires_at": fetched + ttl,
+        }
+    with _tx(bind) as conn:
+        return _upsert(conn, s.lookup_cache, list(out.values()), ["id_hash"])
+
+
+def cache_purge(bind: Bind, now: datetime | None = None) -> int:
+    t = s.lookup_cache
+    with _tx(bind) as conn:
+        return conn.execute(sa.delete(t).where(t.c.expires_at <= (now or vn_now()))).rowcount
+
+
+_AUDIT_COLS = (
+    "request_id",
+    "kind",
+    "requested_at",
+    "officer",
+    "service_code",
+    "integration_code",
+    "purpose",
+    "run_id",
+    "source_id",
+    "count",
+    "status",
+)
+
+
+def audit_lookup(bind: Bind, row: Mapping[str, Any], *, now: datetime | None = None) -> str:
+    """Record (or update the status of) one population-database request: who, when, why, how many.
+
+    Free-text fields are scrubbed of digit runs; numbers and names of citizens never belong here.
+    """
+    rec = {c: row.get(c) for c in _AUDIT_COLS}
+    if not rec["request_id"]:
+        raise ValueError("audit_lookup needs a request_id")
+    _check(rec["kind"], s.LOOKUP_KINDS, "lookup kind")
+    if not rec["status"]:
+        raise ValueError("audit_lookup needs a status")
+    rec["requested_at"] = rec["requested_at"] or now or vn_now()
+    rec["count"] = int(rec["count"] if rec["count"] is not None else 1)
+    rec["officer"] = _clean_text(rec["officer"], 128)
+    rec["purpose"] = _clean_text(rec["purpose"])
+    with _tx(bind) as conn:
+        # A later call for the same request only moves status / count forward.
+        _upsert(conn, s.lookup_audit, [rec], ["request_id"], update=["status", "count"])
+    return rec["request_id"]
+
+
+# ---- publishing ----------------------------------------------------------------------------------------
+
+
+def publish_candidates(bind: Bind, source_id: str) -> list[Dossier]:
+    """Validated, not held, and not yet published in their current content (ordered by code)."""
+    t = s.dossiers
+    cand = (
+        load_sql("publish_candidates")
+        .columns(sa.column("source_id", sa.String), sa.column("dossier_code", sa.String))
+        .subquery("cand")
+    )
+    q = (
+        sa.select(t)
+        .join(cand, sa.and_(cand.c.source_id == t.c.source_id, cand.c.dossier_code == t.c.dossier_code))
+        .order_by(t.c.dossier_code)
+    )
+    with _tx(bind) as conn:
+        return [_to_dossier(m) for m in conn.execute(q, {"source_id": source_id}).mappings()]
+
+
+def _publish_key(r: Dossier | Mapping[str, Any]) -> tuple[str, str]:
+    if isinstance(r, Dossier):
+        return r.source_id, r.dossier_code  # type: ignore[return-value]
+    return r["source_id"], r["dossier_code"]
+
+
+def mark_published(
+    bind: Bind, rows: Iterable[Dossier | Mapping[str, Any]], *, now: datetime | None = None
+) -> int:
+    """Record successful publications (resets the failure counter)."""
+    now = now or vn_now()
+    rows = list(rows)
+    objs = [r for r in rows if isinstance(r, Dossier)]
+    hashes = {id(d): h for d, (_, _, h) in zip(objs, _payloads(objs), strict=True)}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        src, code = _publish_key(r)
+        if isinstance(r, Dossier):
+            h, at = hashes[id(r)], now
+        else:
+            h = r.get("published_hash") or r["content_hash"]
+            at = r.get("published_at") or now
+        out[(src, code)] = {
+            "source_id": src,
+            "dossier_code": code,
+            "published_hash": h,
+            "published_at": at,
+            "attempts": 0,
+            "last_error": None,
+            "last_attempt_at": at,
+            "status": "published",
+        }
+    with _tx(bind) as conn:
+        return _upsert(conn, s.publish_state, list(out.values()), ["source_id", "dossier_code"])
+
+
+def mark_publish_failed(
+    bind: Bind, rows: Iterable[Dossier | Mapping[str, Any]], *, now: datetime | None = None
+) -> int:
+    """Record failed publications: ``attempts`` + 1, error kept (scrubbed), published hash kept."""
+    now = now or vn_now()
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        src, code = _publish_key(r)
+        err = None if isinstance(r, Dossier) else r.get("error") or r.get("last_error")
+        at = now if isinstance(r, Dossier) else r.get("attempted_at") or now
+        out[(src, code)] = {
+            "source_id": src,
+            "dossier_code": code,
+            "published_hash": None,
+            "published_at": None,
+            "attempts": 1,
+            "last_error": _clean_text(err),
+            "last_attempt_at": at,
+            "status": "failed",
+        }
+    p = s.publish_state
+    with _tx(bind) as conn:
+        return _upsert(
+            conn,
+            p,
+            list(out.values()),
+            ["source_id", "dossier_code"],
+            update=["last_error", "last_attempt_at", "status"],
+            extra_set=lambda excluded: {"attempts": p.c.attempts + 1},
+        )
+
+
+def publish_states(
+    bind: Bind, source_id: str, codes: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    p = s.publish_state
+    q = sa.select(p).where(p.c.source_id == source_id)
+    with _tx(bind) as conn:
+        return {m["dossier_code"]: dict(m) for m in _in_chunks(conn, q, p.c.dossier_code, codes)}
+
+
+def outbox_key(source_id: str, dossier_code: str, kind: str, content_hash: str) -> str:
+    """Deterministic key: the same content of the same dossier is queued once per kind."""
+    raw = "\x1f".join((source_id, dossier_code, kind, content_hash))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
+    """Queue messages (``source_id, dossier_code, kind, content_hash, payload``); returns new ones."""
+    now = now or vn_now()
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        kind = _check(r["kind"], s.OUTBOX_KINDS, "outbox kind")
+        key = r.get("outbox_key") or outbox_key(r["source_id"], r["dossier_code"], kind, r["content_hash"])
+        out[key] = {
+            "outbox_key": key,
+            "source_id": r["source_id"],
+            "dossier_code": r["dossier_code"],
+            "kind": kind,
+            "content_hash": r["content_hash"],
+            "payload": r["payload"],
+            "status": "pending",
+            "attempts": 0,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+    if not out:
+        return 0
+    o = s.publish_outbox
+    n = 0
+    with _tx(bind) as conn:
+        stmt = (
+            _insert(conn, o).on_conflict_do_nothing(index_elements=["outbox_key"]).returning(o.c.outbox_key)
+        )
+        for chunk in _chunks(list(out.values()), WRITE_CHUNK):
+            n += len(conn.execute(stmt, list(chunk)).all())
+    return n
+
+
+def outbox_pending(
+    bind: Bind,
+    source_id: str | None = None,
+    *,
+    kinds: Iterable[str] | None = None,
+    statuses: Iterable[str] = ("pending", "failed"),
+    max_attempts: int | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Messages still to send, oldest first."""
+    o = s.publish_outbox
+    q = sa.select(o).where(o.c.status.in_(list(statuses)))
+    if source_id is not None:
+        q = q.where(o.c.source_id == source_id)
+    if kinds is not None:
+        q = q.where(o.c.kind.in_(list(kinds)))
+    if max_attempts is not None:
+        q = q.where(o.c.attempts < max_attempts)
+    q = q.order_by(o.c.created_at, o.c.outbox_key)
+    if limit is not None:
+        q = q.limit(limit)
+    with _tx(bind) as conn:
+        return [dict(m) for m in conn.execute(q).mappings()]
+
+
+def outbox_mark(
+    bind: Bind,
+    keys: Iterable[str],
+    status: str,
+    *,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Move messages to ``status``; 'sent' and 'failed' count as a delivery attempt."""
+    _check(status, s.OUTBOX_STATUSES, "outbox status")
+    now = now or vn_now()
+    o = s.publish_outbox
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if status in ("sent", "failed"):
+        values["attempts"] = o.c.attempts + 1
+    if status == "failed":
+        values["last_error"] = _clean_text(error)
+    n = 0
+    with _tx(bind) as conn:
+        for chunk in _chunks(list(dict.fromkeys(keys)), IN_CHUNK):
+            n += conn.execute(sa.update(o).where(o.c.outbox_key.in_(chunk)).values(**values)).rowcount
+    return n
+
+
+# ---- indicators ------------------------------------------------------------------------------------------
+
+_INDICATOR_KEY = ("period_type", "period_start", "scope", "scope_code", "indicator_id")
+
+
+def save_indicators(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
+    """Upsert indicator values on (period_type, period_start, scope, scope_code, indicator_id)."""
+    now = now or vn_now()
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        _check(r["period_type"], s.PERIOD_TYPES, "period_type")
+        _check(r["scope"], s.SCOPES, "scope")
+        start = r["period_start"]
+        if isinstance(start, datetime):
+            start = start.date()
+        elif isinstance(start, str):
+            start = date.fromisoformat(start)
+        num = float(r["numerator"])
+        den = None if r.get("denominator") is None else float(r["denominator"])
+        if "value" in r:
+            value = r["value"]
+        elif den is None:
+            value = num  # a count row
+        else:
+            value = num / den if den else None
+        row = {
+            "period_type": r["period_type"],
+            "period_start": start,
+            "scope": r["scope"],
+            "scope_code": str(r["scope_code"]),
+            "indicator_id": str(r["indicator_id"]),
+            "numerator": num,
+            "denominator": den,
+            "value": None if value is None else float(value),
+            "run_id": r.get("run_id"),
+            "computed_at": r.get("computed_at") or now,
+        }
+        out[tuple(row[k] for k in _INDICATOR_KEY)] = row
+    with _tx(bind) as conn:
+        return _upsert(conn, s.indicators, list(out.values()), _INDICATOR_KEY)
+
+
+def load_indicators(
+    bind: Bind,
+    *,
+    period_type: str | None = None,
+    period_start: date | None = None,
+    scope: str | None = None,
+    scope_code: str | None = None,
+    indicator_id: str | None = None,
+) -> list[dict[str, Any]]:
+    t = s.indicators
+    q = sa.select(t)
+    for col, val in (
+        (t.c.period_type, period_type),
+        (t.c.period_start, period_start),
+        (t.c.scope, scope),
+        (t.c.scope_code, scope_code),
+        (t.c.indicator_id, indicator_id),
+    ):
+        if val is not None:
+            q = q.where(col == val)
+    q = q.order_by(t.c.period_type, t.c.period_start, t.c.scope, t.c.scope_code, t.c.indicator_id)
+    with _tx(bind) as conn:
+        return [{k: v for k, v in m.items() if k != "id"} for m in conn.execute(q).mappings()]

@@ -1,0 +1,392 @@
+"""The warehouse tables (SQLAlchemy Core), the single source of truth the migrations must match.
+
+Conventions:
+
+* Datetimes are naive Vietnam local time (``DateTime`` without time zone), like the rest of the
+  project (``tthc.model``).
+* JSON is stored as text through :class:`JSONText` (``json.dumps`` with sorted keys, UTF-8 kept):
+  the same bytes on SQLite and PostgreSQL, and a payload hash is reproducible from the stored text.
+* Enumerations are short strings guarded by named CHECK constraints; names of every constraint and
+  index come from :data:`NAMING_CONVENTION` so migrations can refer to them on both backends.
+* Nothing outside ``dossiers``, ``dossier_history``, ``raw_records`` and ``lookup_cache`` may hold
+  personal data: results, issues, audit and run rows carry codes, counts and keyed hashes only.
+
+Any change here needs a new migration in ``migrations/versions`` (the test suite compares the
+migrated database with this metadata).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# Allowed values of the enumeration columns (also used by repo.py to fail early with a clear error).
+RUN_STATUSES = ("running", "success", "failed")
+QUALITY_STATUSES = ("pending", "valid", "warning", "quarantined")
+QUARANTINE_STATUSES = ("held", "released")
+LOOKUP_KINDS = ("single", "bulk")
+PUBLISH_STATUSES = ("published", "failed", "pending")
+OUTBOX_KINDS = ("dossier", "progress")
+OUTBOX_STATUSES = ("pending", "sent", "confirmed", "failed")
+PERIOD_TYPES = ("run", "day", "month", "quarter", "year")
+SCOPES = ("agency", "province", "source")
+
+
+def json_dumps(value: Any) -> str:
+    """Canonical JSON text: sorted keys, UTF-8 kept, datetimes/dates as ISO strings."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=json_default)
+
+
+def json_default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="seconds")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, set | frozenset):
+        return sorted(v)
+    if isinstance(v, Decimal):
+        return str(v)
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+class RawJSON(str):
+    """JSON text that is already canonical: :class:`JSONText` stores it without re-encoding."""
+
+    __slots__ = ()
+
+
+class JSONText(TypeDecorator):
+    """JSON kept as TEXT on every backend; Python values in and out."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, RawJSON):
+            return str(value)
+        if not value and isinstance(value, list | dict):  # the common empty case, without the encoder
+            return "[]" if isinstance(value, list) else "{}"
+        return json_dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        # Most nested lists of a dossier are empty: skip the decoder for them.
+        if value == "[]":
+            return []
+        if value == "{}":
+            return {}
+        return json.loads(value)
+
+
+def _check_in(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+# A 64-bit surrogate key that is still SQLite's auto-incrementing rowid.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+SOURCE = sa.String(64)
+CODE = sa.String(128)
+RUN_ID = sa.String(250)  # Airflow's run_id limit
+HASH = sa.String(64)
+RULE = sa.String(64)
+STATUS = sa.String(16)
+
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("run_id", RUN_ID, primary_key=True),
+    sa.Column("source_id", SOURCE, primary_key=True),  # "*" for stages that span every source
+    sa.Column("stage", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime(), nullable=False),
+    sa.Column("finished_at", sa.DateTime()),
+    sa.Column("status", STATUS, nullable=False),
+    sa.Column("records_in", sa.Integer()),
+    sa.Column("records_out", sa.Integer()),
+    sa.Column("quarantined", sa.Integer()),
+    sa.Column("matched", sa.Integer()),
+    sa.Column("published", sa.Integer()),
+    sa.Column("errors", sa.Integer()),
+    sa.Column("error_text", sa.Text()),
+    sa.Column("details", JSONText()),
+    _check_in("status", RUN_STATUSES, "status"),
+)
+sa.Index(None, pipeline_runs.c.started_at)
+
+raw_records = sa.Table(
+    "raw_records",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("source_id", SOURCE, nullable=False),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("dossier_code", CODE),
+    sa.Column("record_hash", HASH, nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),  # the record exactly as pulled, canonical JSON
+    sa.Column("pulled_at", sa.DateTime(), nullable=False),
+    sa.UniqueConstraint("source_id", "record_hash", name="uq_raw_records_record_hash"),
+)
+sa.Index(None, raw_records.c.source_id, raw_records.c.dossier_code)
+sa.Index(None, raw_records.c.run_id)
+
+dossiers = sa.Table(
+    "dossiers",
+    metadata,
+    # -- Dossier.to_row() ----------------------------------------------------------------------
+    sa.Column("source_id", SOURCE, primary_key=True),
+    sa.Column("dossier_code", CODE, primary_key=True),
+    sa.Column("dossier_key", sa.String(200), nullable=False),
+    sa.Column("agency_code", CODE),
+    sa.Column("procedure_code", CODE),
+    sa.Column("received_at", sa.DateTime()),
+    sa.Column("updated_at", sa.DateTime()),
+    sa.Column("status", sa.Integer()),
+    sa.Column("status_raw", sa.Text()),
+    sa.Column("source_record_id", CODE),
+    sa.Column("agency_name", sa.Text()),
+    sa.Column("procedure_name", sa.Text()),
+    sa.Column("sector_code", CODE),
+    sa.Column("sector_name", sa.Text()),
+    sa.Column("channel", sa.Integer()),
+    sa.Column("applicant_name", sa.Text()),
+    sa.Column("applicant_id_number", sa.Text()),
+    sa.Column("applicant_id_type", sa.Integer()),
+    sa.Column("applicant_birth_date", sa.Text()),
+    sa.Column("applicant_sex", sa.Integer()),
+    sa.Column("applicant_type", sa.Integer()),
+    sa.Column("applicant_phone", sa.Text()),
+    sa.Column("due_at", sa.DateTime()),
+    sa.Column("finished_at", sa.DateTime()),
+    sa.Column("returned_at", sa.DateTime()),
+    sa.Column("paid_online", sa.Integer()),
+    sa.Column("fee", sa.BigInteger()),
+    sa.Column("result_type", sa.String(32)),
+    sa.Column("result_file", sa.Text()),
+    sa.Column("vneid_verified", sa.Boolean(), nullable=False),
+    sa.Column("supplement_count", sa.Integer(), nullable=False),
+    sa.Column("supplement_pending", sa.Boolean(), nullable=False),
+    sa.Column("attachment_count", sa.Integer(), nullable=False),
+    sa.Column("digitized_count", sa.Integer(), nullable=False),
+    sa.Column("reused_count", sa.Integer(), nullable=False),
+    sa.Column("raw_issue_fields", sa.Text()),
+    # -- nested parts of the dossier -------------------------------------------------------------
+    sa.Column("supplements_json", JSONText(), nullable=False),
+    sa.Column("attachments_json", JSONText(), nullable=False),
+    sa.Column("raw_issues_json", JSONText(), nullable=False),
+    # -- warehouse bookkeeping -------------------------------------------------------------------
+    sa.Column("content_hash", HASH, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("first_seen_run", RUN_ID, nullable=False),
+    sa.Column("last_run_id", RUN_ID, nullable=False),  # the run that wrote the current version
+    sa.Column("loaded_at", sa.DateTime(), nullable=False),
+    sa.Column("quality_status", STATUS, nullable=False),
+    _check_in("quality_status", QUALITY_STATUSES, "quality_status"),
+)
+sa.Index(None, dossiers.c.agency_code)
+sa.Index(None, dossiers.c.source_id, dossiers.c.last_run_id)
+sa.Index(None, dossiers.c.source_id, dossiers.c.quality_status)
+sa.Index(None, dossiers.c.received_at)
+
+dossier_history = sa.Table(
+    "dossier_history",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("source_id", SOURCE, nullable=False),
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("content_hash", HASH, nullable=False),
+    # Dossier.to_dict() of that version without updated_at (the column above): exactly the text
+    # whose SHA-256 is content_hash, so every stored version can be verified.
+    sa.Column("payload", JSONText(), nullable=False),
+    sa.Column("updated_at", sa.DateTime()),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("loaded_at", sa.DateTime(), nullable=False),
+    sa.UniqueConstraint("source_id", "dossier_code", "version", name="uq_dossier_history_version"),
+    sa.ForeignKeyConstraint(
+        ["source_id", "dossier_code"],
+        ["dossiers.source_id", "dossiers.dossier_code"],
+        ondelete="CASCADE",
+        name="fk_dossier_history_dossiers",
+    ),
+)
+sa.Index(None, dossier_history.c.run_id)
+
+validation_results = sa.Table(
+    "validation_results",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("source_id", SOURCE, nullable=False),
+    sa.Column("suite", sa.String(64), nullable=False),
+    sa.Column("rule_id", RULE, nullable=False),
+    sa.Column("severity", STATUS, nullable=False),
+    sa.Column("evaluated", sa.Integer(), nullable=False),
+    sa.Column("failed", sa.Integer(), nullable=False),
+    sa.Column("success", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.UniqueConstraint("run_id", "source_id", "suite", "rule_id", name="uq_validation_results_rule"),
+)
+
+dossier_issues = sa.Table(
+    "dossier_issues",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("source_id", SOURCE, nullable=False),
+    sa.Column("suite", sa.String(64), nullable=False),
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("rule_id", RULE, nullable=False),
+    sa.Column("severity", STATUS, nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.UniqueConstraint(
+        "run_id", "source_id", "suite", "dossier_code", "rule_id", name="uq_dossier_issues_rule"
+    ),
+)
+sa.Index(None, dossier_issues.c.source_id, dossier_issues.c.dossier_code)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("source_id", SOURCE, primary_key=True),
+    sa.Column("dossier_code", CODE, primary_key=True),
+    sa.Column("content_hash", HASH),
+    sa.Column("reasons", JSONText(), nullable=False),  # sorted list of rule ids
+    sa.Column("status", STATUS, nullable=False),
+    sa.Column("first_run_id", RUN_ID, nullable=False),
+    sa.Column("last_run_id", RUN_ID, nullable=False),
+    sa.Column("held_at", sa.DateTime(), nullable=False),
+    sa.Column("released_at", sa.DateTime()),
+    sa.Column("released_run_id", RUN_ID),
+    _check_in("status", QUARANTINE_STATUSES, "status"),
+)
+sa.Index(None, quarantine.c.source_id, quarantine.c.status)
+
+citizen_matches = sa.Table(
+    "citizen_matches",
+    metadata,
+    sa.Column("source_id", SOURCE, primary_key=True),
+    sa.Column("dossier_code", CODE, primary_key=True),
+    sa.Column("id_hash", HASH),  # tthc.privacy.key_hash of the ID number, never the number
+    sa.Column("match_class", sa.String(32), nullable=False),
+    sa.Column("name_score", sa.Float()),
+    sa.Column("birth_date_ok", sa.Boolean()),
+    sa.Column("checked_at", sa.DateTime(), nullable=False),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("request_id", sa.String(64)),
+)
+sa.Index(None, citizen_matches.c.id_hash)
+
+lookup_cache = sa.Table(
+    "lookup_cache",
+    metadata,
+    sa.Column("id_hash", HASH, primary_key=True),
+    sa.Column("result", JSONText(), nullable=False),  # registry answer or {"found": false}
+    sa.Column("fetched_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+)
+sa.Index(None, lookup_cache.c.expires_at)
+
+lookup_audit = sa.Table(
+    "lookup_audit",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("kind", STATUS, nullable=False),
+    sa.Column("requested_at", sa.DateTime(), nullable=False),
+    sa.Column("officer", sa.String(128)),
+    sa.Column("service_code", sa.String(64)),
+    sa.Column("integration_code", sa.String(64)),
+    sa.Column("purpose", sa.Text()),
+    sa.Column("run_id", RUN_ID),
+    sa.Column("source_id", SOURCE),
+    sa.Column("count", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    _check_in("kind", LOOKUP_KINDS, "kind"),
+)
+sa.Index(None, lookup_audit.c.requested_at)
+sa.Index(None, lookup_audit.c.run_id)
+
+publish_state = sa.Table(
+    "publish_state",
+    metadata,
+    sa.Column("source_id", SOURCE, primary_key=True),
+    sa.Column("dossier_code", CODE, primary_key=True),
+    sa.Column("published_hash", HASH),
+    sa.Column("published_at", sa.DateTime()),
+    sa.Column("attempts", sa.Integer(), nullable=False),  # consecutive failures since last success
+    sa.Column("last_error", sa.Text()),
+    sa.Column("last_attempt_at", sa.DateTime()),
+    sa.Column("status", STATUS, nullable=False),
+    _check_in("status", PUBLISH_STATUSES, "status"),
+)
+sa.Index(None, publish_state.c.status)
+
+publish_outbox = sa.Table(
+    "publish_outbox",
+    metadata,
+    sa.Column("outbox_key", HASH, primary_key=True),
+    sa.Column("source_id", SOURCE, nullable=False),
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("kind", STATUS, nullable=False),
+    sa.Column("content_hash", HASH, nullable=False),
+    sa.Column("payload", JSONText(), nullable=False),
+    sa.Column("status", STATUS, nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    _check_in("kind", OUTBOX_KINDS, "kind"),
+    _check_in("status", OUTBOX_STATUSES, "status"),
+)
+sa.Index(None, publish_outbox.c.status, publish_outbox.c.created_at)
+sa.Index(None, publish_outbox.c.source_id, publish_outbox.c.dossier_code)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("source_id", SOURCE, primary_key=True),
+    sa.Column("watermark", sa.DateTime()),
+    sa.Column("run_id", RUN_ID),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+)
+
+indicators = sa.Table(
+    "indicators",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("period_type", STATUS, nullable=False),
+    sa.Column("period_start", sa.Date(), nullable=False),
+    sa.Column("scope", STATUS, nullable=False),
+    sa.Column("scope_code", CODE, nullable=False),
+    sa.Column("indicator_id", sa.String(64), nullable=False),
+    sa.Column("numerator", sa.Float(), nullable=False),
+    sa.Column("denominator", sa.Float()),  # NULL for count rows (value = numerator)
+    sa.Column("value", sa.Float()),  # NULL when the denominator is 0
+    sa.Column("run_id", RUN_ID),
+    sa.Column("computed_at", sa.DateTime(), nullable=False),
+    sa.UniqueConstraint(
+        "period_type", "period_start", "scope", "scope_code", "indicator_id", name="uq_indicators_period"
+    ),
+    _check_in("period_type", PERIOD_TYPES, "period_type"),
+    _check_in("scope", SCOPES, "scope"),
+)
+
+#: Every table in creation order (handy for tests and maintenance scripts).
+TABLES = tuple(metadata.sorted_tables)
