@@ -220,6 +220,12 @@ def _make_world(cfg: SandboxConfig) -> Any:
     kw: dict[str, Any] = {"seed": cfg.seed, "size": cfg.size}
     if cfg.anchor is not None:
         kw["anchor"] = cfg.anchor
+    registry_file = os.environ.get("TTHC_SANDBOX_REGISTRY")
+    if registry_file:  # serve exactly the sources and agencies of a project registry (the demo does)
+        from sandbox.from_registry import world_config_from_registry
+        from tthc.registry import load_registry
+
+        return World(world_config_from_registry(load_registry(registry_file), **kw))
     return World(WorldConfig(**kw))
 
 

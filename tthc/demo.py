@@ -102,6 +102,7 @@ def run_demo(size: int | None = None, keep: bool = False) -> int:
     shutil.rmtree(DEMO_HOME, ignore_errors=True)
     (DEMO_HOME / "airflow").mkdir(parents=True)
     env = demo_env(DEMO_HOME)
+    env["TTHC_SANDBOX_REGISTRY"] = str(cached_registry().path)  # the world serves the registry's sources
     print("tthc demo: starting the sandbox …", flush=True)
     # the simulated world's "now" is this moment, so the run judges open dossiers at the right time
     anchor = vn_now().replace(second=0) - timedelta(minutes=5)

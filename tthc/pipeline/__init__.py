@@ -53,12 +53,13 @@ def run_stage(
     run_id: str,
     window_end: datetime,
     ctx: StageContext | None = None,
+    backfill: bool = False,
 ) -> dict[str, Any]:
     """Run one stage for one source and record it; re-raises the stage's error after recording."""
     from tthc.warehouse import repo
 
     fn = _stage_func(stage)
-    ctx = ctx or StageContext.create(source_id, run_id=run_id, window_end=window_end)
+    ctx = ctx or StageContext.create(source_id, run_id=run_id, window_end=window_end, backfill=backfill)
     with ctx.engine.begin() as conn:
         repo.start_stage(conn, run_id, source_id, stage)
     t0 = time.monotonic()

@@ -21,6 +21,7 @@ class StageContext:
     window_end: datetime  # naive Vietnam time; the frozen upper bound of this run's pull
     engine: Engine
     settings: Settings = field(default_factory=Settings.from_env)
+    backfill: bool = False  # a backfill run reads its own day instead of "since the watermark"
 
     @classmethod
     def create(
@@ -32,6 +33,7 @@ class StageContext:
         registry: Registry | None = None,
         engine: Engine | None = None,
         settings: Settings | None = None,
+        backfill: bool = False,
     ) -> StageContext:
         from tthc.warehouse.db import get_engine, migrate
 
@@ -45,6 +47,7 @@ class StageContext:
             window_end=to_vn_naive(window_end).replace(microsecond=0),
             engine=eng,
             settings=settings or Settings.from_env(),
+            backfill=backfill,
         )
 
     @staticmethod

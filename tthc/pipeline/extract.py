@@ -23,10 +23,14 @@ def extract(ctx: StageContext) -> dict[str, Any]:
     src = ctx.source
     with ctx.engine.begin() as conn:
         watermark = repo.get_watermark(conn, src.source_id)
-    if watermark is None:
+    lookback = timedelta(hours=src.lookback_hours)
+    if ctx.backfill:
+        # a backfill run re-reads its own day (plus the look-back), whatever the watermark says
+        start = ctx.window_end - timedelta(days=1) - lookback
+    elif watermark is None:
         start = ctx.window_end - timedelta(days=src.initial_days)
     else:
-        start = watermark - timedelta(hours=src.lookback_hours)
+        start = watermark - lookback
     reader = open_source(src, timeout=ctx.settings.http_timeout_seconds)
     raw = reader.fetch(start, ctx.window_end)
     dossiers = [reader.to_dossier(r) for r in raw]
@@ -34,7 +38,8 @@ def extract(ctx: StageContext) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         stored = repo.record_raw(conn, src.source_id, ctx.run_id, raw, code_of=reader.code_of)
         res = repo.upsert_dossiers(conn, latest, ctx.run_id)
-        repo.set_watermark(conn, src.source_id, ctx.window_end, ctx.run_id)
+        if watermark is None or ctx.window_end > watermark:  # never moves backwards (backfills)
+            repo.set_watermark(conn, src.source_id, ctx.window_end, ctx.run_id)
     return {
         "records_in": len(raw),
         "records_out": res.inserted + res.updated,

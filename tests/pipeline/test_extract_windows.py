@@ -1,0 +1,73 @@
+"""Extract windows and watermarks, run without Airflow against the in-process sandbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from tthc.pipeline import run_stage
+
+SOURCE = "igate_tinh"
+ANCHOR = datetime(2026, 11, 2, 8, 0)
+
+
+@pytest.fixture
+def world_env(tmp_path, monkeypatch):
+    from sandbox.server import SandboxConfig, running_sandbox
+    from sandbox.world import World, WorldConfig
+    from tthc.demo import connection_env
+    from tthc.warehouse.db import get_engine
+
+    world = World(WorldConfig(seed=5, size=150, anchor=ANCHOR))
+    cfg = SandboxConfig.for_tests(tmp_path, simulators=("igate",))
+    with running_sandbox(cfg, world=world) as sb:
+        doc = sb.state_document()
+        doc.setdefault("urls", {}).update({"portal": "http://127.0.0.1:9", "population": "http://127.0.0.1:9"})
+        for k, v in connection_env(doc).items():
+            monkeypatch.setenv(k, v)
+        url = f"sqlite:///{tmp_path / 'wh.db'}"
+        monkeypatch.setenv("TTHC_WAREHOUSE_URL", url)
+        yield world, get_engine(url)
+
+
+def _visible_updated_between(world, start, end) -> int:
+    return sum(1 for r in world.records(SOURCE) if start <= r.dossier.updated_at < end)
+
+
+def test_watermark_moves_forward_only_and_backfill_reads_its_day(world_env):
+    from tthc.warehouse import repo
+
+    world, engine = world_env
+    first = run_stage("extract", SOURCE, run_id="r1", window_end=world.now)
+    assert first["records_in"] == world.expected(SOURCE)["pulled"]
+    assert repo.get_watermark(engine, SOURCE) == world.now
+
+    # a backfill of ten days ago reads that day plus the look-back, and leaves the watermark alone
+    day_end = world.now - timedelta(days=10)
+    back = run_stage("extract", SOURCE, run_id="b1", window_end=day_end, backfill=True)
+    start = day_end - timedelta(days=1) - timedelta(hours=72)
+    assert back["window_start"] == start.isoformat()
+    assert back["records_in"] == _visible_updated_between(world, start, day_end)
+    assert back["inserted"] == 0 and back["updated"] == 0  # nothing new: the first run had it all
+    assert repo.get_watermark(engine, SOURCE) == world.now
+
+
+def test_failed_extract_leaves_watermark_and_records_error(world_env, monkeypatch):
+    import sqlalchemy as sa
+
+    from tthc.warehouse import repo
+
+    world, engine = world_env
+    run_stage("extract", SOURCE, run_id="r1", window_end=world.now)
+    world.advance(days=1)
+    dead = '{"conn_type": "http", "host": "127.0.0.1", "port": 9}'  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_TTHC_IGATE_TINH", dead)
+    with pytest.raises(Exception):  # noqa: B017 - any connector error
+        run_stage("extract", SOURCE, run_id="r2", window_end=world.now)
+    assert repo.get_watermark(engine, SOURCE) == world.now - timedelta(days=1)
+    with engine.connect() as c:
+        status, text = c.execute(
+            sa.text("SELECT status, error_text FROM pipeline_runs WHERE run_id = 'r2' AND stage = 'extract'")
+        ).one()
+    assert status == "failed" and text
