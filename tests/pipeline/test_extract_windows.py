@@ -23,7 +23,9 @@ def world_env(tmp_path, monkeypatch):
     cfg = SandboxConfig.for_tests(tmp_path, simulators=("igate",))
     with running_sandbox(cfg, world=world) as sb:
         doc = sb.state_document()
-        doc.setdefault("urls", {}).update({"portal": "http://127.0.0.1:9", "population": "http://127.0.0.1:9"})
+        doc.setdefault("urls", {}).update(
+            {"portal": "http://127.0.0.1:9", "population": "http://127.0.0.1:9"}
+        )
         for k, v in connection_env(doc).items():
             monkeypatch.setenv(k, v)
         url = f"sqlite:///{tmp_path / 'wh.db'}"

@@ -23,7 +23,7 @@ def validate(ctx: StageContext) -> dict[str, Any]:
     to_dossier, _ = mapper_for(src)
     with ctx.engine.begin() as conn:
         raw = _raw_of_run(conn, src.source_id, ctx.run_id)
-    dossiers = [to_dossier(r) for r in raw]
+    dossiers = _current(ctx, [to_dossier(r) for r in raw])
     if not dossiers:
         return {"records_in": 0, "records_out": 0, "quarantined": 0, "warnings": 0}
     outcome = validate_dossiers(dossiers, known_agencies=ctx.registry.agency_codes)
@@ -63,3 +63,21 @@ def _raw_of_run(conn, source_id: str, run_id: str) -> list[dict[str, Any]]:
 
     q = sa.select(t.c.payload).where(t.c.source_id == source_id, t.c.run_id == run_id).order_by(t.c.id)
     return [json.loads(p) for (p,) in conn.execute(q)]
+
+
+def _current(ctx: StageContext, dossiers: list) -> list:
+    """Drop raw records that lost to a newer stored version (stale): their verdict would be
+    pinned on a version they are not. Records sharing a code are all kept (duplicate_code)."""
+    from collections import Counter
+
+    from tthc.warehouse import repo
+
+    per_code = Counter(d.dossier_code for d in dossiers)
+    with ctx.engine.begin() as conn:
+        stored = repo.dossier_states(conn, ctx.source.source_id, list(per_code))
+    out = []
+    for d in dossiers:
+        st = stored.get(d.dossier_code)
+        if st is None or per_code[d.dossier_code] > 1 or st.content_hash == d.content_hash():
+            out.append(d)
+    return out
