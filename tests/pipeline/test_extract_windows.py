@@ -17,7 +17,7 @@ def world_env(tmp_path, monkeypatch):
     from sandbox.server import SandboxConfig, running_sandbox
     from sandbox.world import World, WorldConfig
     from tthc.demo import connection_env
-    from tthc.warehouse.db import get_engine
+    from tthc.warehouse.db import get_engine, migrate
 
     world = World(WorldConfig(seed=5, size=150, anchor=ANCHOR))
     cfg = SandboxConfig.for_tests(tmp_path, simulators=("igate",))
@@ -30,7 +30,9 @@ def world_env(tmp_path, monkeypatch):
             monkeypatch.setenv(k, v)
         url = f"sqlite:///{tmp_path / 'wh.db'}"
         monkeypatch.setenv("TTHC_WAREHOUSE_URL", url)
-        yield world, get_engine(url)
+        engine = get_engine(url)
+        migrate(engine)
+        yield world, engine
 
 
 def _visible_updated_between(world, start, end) -> int:
@@ -73,3 +75,31 @@ def test_failed_extract_leaves_watermark_and_records_error(world_env, monkeypatc
             sa.text("SELECT status, error_text FROM pipeline_runs WHERE run_id = 'r2' AND stage = 'extract'")
         ).one()
     assert status == "failed" and text
+
+
+def test_volume_and_freshness_rules_are_stored_per_night(world_env):
+    import sqlalchemy as sa
+
+    from tthc.warehouse import repo
+
+    world, engine = world_env
+    base = world.now - timedelta(days=10)
+    for i in range(5):  # five earlier nights of about a hundred dossiers each
+        rid = f"hist{i}"
+        repo.start_stage(engine, rid, SOURCE, "extract", now=base + timedelta(days=i))
+        repo.finish_stage(
+            engine, rid, SOURCE, "extract", "success", records_in=100 + i, now=base + timedelta(days=i)
+        )
+    repo.set_watermark(engine, SOURCE, world.now - timedelta(hours=1), "hist4")
+    run_stage("extract", SOURCE, run_id="tonight", window_end=world.now)
+    run_stage("validate", SOURCE, run_id="tonight", window_end=world.now)
+    with engine.connect() as c:
+        rows = dict(
+            c.execute(
+                sa.text(
+                    "SELECT rule_id, failed FROM validation_results"
+                    " WHERE run_id = 'tonight' AND suite = 'source_batch'"
+                )
+            ).all()
+        )
+    assert rows == {"volume_anomaly": 1, "freshness": 0}

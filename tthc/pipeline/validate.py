@@ -24,8 +24,17 @@ def validate(ctx: StageContext) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         raw = _raw_of_run(conn, src.source_id, ctx.run_id)
     dossiers = _current(ctx, [to_dossier(r) for r in raw])
+    batch_rows = _batch_rules(ctx)
     if not dossiers:
-        return {"records_in": 0, "records_out": 0, "quarantined": 0, "warnings": 0}
+        with ctx.engine.begin() as conn:
+            repo.save_validation(conn, ctx.run_id, src.source_id, BATCH_SUITE, batch_rows, [])
+        return {
+            "records_in": 0,
+            "records_out": 0,
+            "quarantined": 0,
+            "warnings": 0,
+            "rules_failed": sum(r["failed"] for r in batch_rows),
+        }
     outcome = validate_dossiers(dossiers, known_agencies=ctx.registry.agency_codes)
     codes = {d.dossier_code for d in dossiers if d.dossier_code}
     quarantined = set(outcome.quarantined)
@@ -38,6 +47,7 @@ def validate(ctx: StageContext) -> dict[str, Any]:
         repo.save_validation(
             conn, ctx.run_id, src.source_id, outcome.suite_name, outcome.rule_stats, outcome.record_issues
         )
+        repo.save_validation(conn, ctx.run_id, src.source_id, BATCH_SUITE, batch_rows, [])
         previously_held = set(repo.held_codes(conn, src.source_id))
         repo.hold(conn, src.source_id, {c: outcome.quarantined[c] for c in quarantined}, hashes, ctx.run_id)
         released = sorted((previously_held & codes) - quarantined)
@@ -49,8 +59,42 @@ def validate(ctx: StageContext) -> dict[str, Any]:
         "quarantined": len(quarantined),
         "warnings": len(warned),
         "released": len(released),
-        "rules_failed": sum(1 for r in outcome.rule_stats if r["failed"]),
+        "rules_failed": sum(1 for r in [*outcome.rule_stats, *batch_rows] if r["failed"]),
     }
+
+
+BATCH_SUITE = "source_batch"
+
+
+def _batch_rules(ctx: StageContext) -> list[dict[str, Any]]:
+    """Volume anomaly (tonight's pull against previous nights) and freshness of the source."""
+    import sqlalchemy as sa
+
+    from tthc.quality.batch_rules import freshness, volume_anomaly
+    from tthc.warehouse.schema import dossiers, pipeline_runs
+
+    sid = ctx.source.source_id
+    pr = pipeline_runs.c
+    with ctx.engine.begin() as conn:
+        counts = [
+            n
+            for run_id, n in conn.execute(
+                sa.select(pr.run_id, pr.records_in)
+                .where(pr.source_id == sid, pr.stage == "extract", pr.status == "success")
+                .order_by(pr.started_at)
+            )
+            if n is not None
+        ]
+        tonight = conn.execute(
+            sa.select(pr.records_in).where(
+                pr.source_id == sid, pr.stage == "extract", pr.run_id == ctx.run_id
+            )
+        ).scalar()
+        newest = conn.execute(
+            sa.select(sa.func.max(dossiers.c.updated_at)).where(dossiers.c.source_id == sid)
+        ).scalar()
+    previous = counts[:-1] if tonight is not None and counts else counts
+    return [volume_anomaly(tonight or 0, previous), freshness(newest, ctx.window_end)]
 
 
 def _raw_of_run(conn, source_id: str, run_id: str) -> list[dict[str, Any]]:
