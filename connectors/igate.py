@@ -527,6 +527,12 @@ def _fee(issues: _Issues, raw: Any) -> int | None:
         return None
 
 
+def code_of(record: Mapping[str, Any]) -> str | None:
+    """The dossier code of a raw igate record (None when absent or not a string)."""
+    code = record.get("code") if isinstance(record, Mapping) else None
+    return code if isinstance(code, str) and code else None
+
+
 def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
     """Map one igate record into the canonical dossier. Pure; never raises for a bad record.
 

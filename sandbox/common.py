@@ -9,6 +9,7 @@ personal can reach a log even if a client put it in a URL.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -165,3 +166,50 @@ class WorldHolder:
                 self.world.reset()
             else:
                 self.world = self._factory()
+
+
+class AfterWorldChange:
+    """WSGI middleware: after a successful ``POST`` to one of ``paths`` (by default the clock and
+    reset control endpoints), call ``callback`` before the answer leaves, so a client that moved
+    the World sees every other simulator (the SQL view, the file drop) already in step with it.
+
+    A failing callback turns the answer into a 500 ``{"error": ...}`` (logged at WARNING).
+    """
+
+    def __init__(
+        self,
+        app: Callable,
+        callback: Callable[[], Any],
+        paths: tuple[str, ...] = ("/_sandbox/clock", "/_sandbox/reset"),
+    ) -> None:
+        self.app = app
+        self.callback = callback
+        self.paths = frozenset(paths)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in self.paths:
+            return self.app(environ, start_response)
+        captured: list[tuple[str, list, Any]] = []
+
+        def _capture(status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
+            captured.append((status, headers, exc_info))
+            return lambda _data: None
+
+        it = self.app(environ, _capture)
+        try:
+            body = b"".join(it)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        status, headers, _exc = captured[-1]
+        if status.startswith("200"):
+            try:
+                self.callback()
+            except Exception as e:  # noqa: BLE001 - report, do not kill the server thread
+                log.warning("re-sync after a world change failed: %s", type(e).__name__)
+                data = json.dumps({"error": f"re-sync after the world change failed: {type(e).__name__}"})
+                start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "application/json")])
+                return [data.encode()]
+        start_response(status, headers)
+        return [body]

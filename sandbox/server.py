@@ -7,8 +7,12 @@ In-process (tests)::
     cfg = SandboxConfig.for_tests(tmp_path)          # every port 0, SMTP folder under tmp_path
     with running_sandbox(cfg) as sb:
         sb.urls["igate"], sb.urls["population"], sb.urls["portal"], sb.ports["smtp"]
+        sb.urls["onegate"]                             # onegate dialect (world.md §2)
         sb.world                                       # the shared sandbox.world.World
         sb.igate_sources                               # [{"source_id", "client_id", "client_secret", ...}]
+        sb.onegate_sources                             # [{"source_id", "api_key", "agency_codes"}]
+        sb.sqldb.sources_info(), sb.filedrop.files()   # SQL views (world.md §3), file drop (§4)
+        sb.advance(days=1)                             # move the World and re-sync sqldb + filedrop
         sb.portal_credentials                          # {"username", "password"}
         sb.state_document()                            # the same JSON as the state file
 
@@ -27,11 +31,21 @@ SIGTERM to the pid of the pidfile (only if that process is a sandbox server) and
 State file (``state.json``)::
 
     {"pid": 1234, "started_at": "2026-11-23T19:40:00", "host": "127.0.0.1",
-     "simulators": ["igate", "population", "portal", "smtp"],
-     "urls": {"igate": "http://127.0.0.1:8701", "population": "...", "portal": "..."},
-     "ports": {"igate": 8701, "population": 8702, "portal": 8703, "smtp": 8725},
-     "sources": [{"source_id", "dialect": "igate", "host", "port", "base_url",
-                  "client_id", "client_secret", "agency_codes"}],      # one per served source
+     "simulators": ["igate", "population", "portal", "smtp", "onegate", "sqldb", "filedrop"],
+     "urls": {"igate": "http://127.0.0.1:8701", "population": "...", "portal": "...",
+              "onegate": "http://127.0.0.1:8704"},
+     "ports": {"igate": 8701, "population": 8702, "portal": 8703, "smtp": 8725, "onegate": 8704},
+     "sources": [                                                      # one per served source
+         {"source_id", "dialect": "igate", "host", "port", "base_url",
+          "client_id", "client_secret", "agency_codes"},
+         {"source_id", "dialect": "onegate", "host", "port", "base_url", "dossiers_url",
+          "api_key", "agency_codes"},
+         {"source_id", "dialect": "sqldb", "url" (SQLAlchemy URL, secrets included), "backend",
+          "view": "ho_so_tthc", "incremental_column": "ngay_cap_nhat", "database",
+          "path" (sqlite) | "username", "password" (mariadb), "host", "port",
+          "extra": {"url", "view"}, "agency_codes"},
+         {"source_id", "dialect": "filedrop", "folder" (scan recursively), "agency_folders",
+          "recursive": true, "extra": {"folder"}, "agency_codes"}],
      "portal_credentials": {"username", "password"},
      "world": {"seed": 42, "size": 400, "anchor": "2026-11-01T00:00:00", "now": "..."},
      "igate": {"url", "token_url", "dossiers_url", "token_seconds",
@@ -39,10 +53,20 @@ State file (``state.json``)::
      "population": {"url", "lookup_url", "bulk_url", "status_url", "result_url",
                     "rate_limit_per_second", "bulk_delay_seconds", "registry_size"},
      "portal": {"url", "auth_url", "integration_url", "username", "password", "session_seconds"},
-     "smtp": {"host": "127.0.0.1", "port": 8725, "folder": "/abs/path"}}
+     "smtp": {"host": "127.0.0.1", "port": 8725, "folder": "/abs/path"},
+     "onegate": {"url", "dossiers_url", "api_key_header": "X-API-Key", "max_limit": 500,
+                 "sources": [{"source_id", "api_key", "agency_codes"}]},
+     "sqldb": {"backend", "sources": [as in "sources"], "inspection": {counts, last sync, rows}},
+     "filedrop": {"root", "sources": [as in "sources"], "inspection": {files, by fault, ...}}}
 
-Only the simulators that run have their section. Configuration: ``config/sandbox.yaml`` (see the
-comments there); command-line options override it.
+Only the simulators that run have their section. The sqldb and filedrop simulators have no port:
+they materialise SQL views (SQLite files under ``<state-dir>/sqldb``, or MariaDB databases) and
+export folders (``<state-dir>/filedrop``) and follow the World's clock: ``POST /_sandbox/clock``
+(or ``/_sandbox/reset``) on igate or onegate re-syncs them before it answers. The World: the
+default preset is one igate source (``WorldConfig(seed, size)``); ``preset: demo`` serves the
+12 sources of ``WorldConfig.demo()`` (igate, onegate, sqldb, filedrop).
+
+Configuration: ``config/sandbox.yaml`` (see the comments there); command-line options override it.
 """
 
 from __future__ import annotations
@@ -67,9 +91,13 @@ from typing import Any
 
 import yaml
 
-from sandbox.common import HOST, HttpServerThread, WorldHolder
+from sandbox.common import HOST, AfterWorldChange, HttpServerThread, WorldHolder
 from sandbox.faults import FaultProfile
+from sandbox.filedrop import FiledropConfig, FiledropSimulator
 from sandbox.igate import IgateConfig, IgateSimulator, load_dossier_fixture
+from sandbox.onegate import DATA_PATH as ONEGATE_DATA_PATH
+from sandbox.onegate import MAX_LIMIT as ONEGATE_MAX_LIMIT
+from sandbox.onegate import OnegateConfig, OnegateSimulator
 from sandbox.population import (
     PopulationConfig,
     PopulationSimulator,
@@ -78,12 +106,16 @@ from sandbox.population import (
 )
 from sandbox.portal import PortalConfig, PortalSimulator, load_fixture
 from sandbox.smtp_sink import SmtpSink
+from sandbox.sqldb import BACKENDS as SQLDB_BACKENDS
+from sandbox.sqldb import DEFAULT_MARIADB_URL, SqldbConfig, SqldbSimulator
 
 log = logging.getLogger("sandbox.server")
 
-SIMULATORS = ("igate", "population", "portal", "smtp")
-HTTP_SIMULATORS = ("igate", "population", "portal")
-DEFAULT_PORTS = {"igate": 8701, "population": 8702, "portal": 8703, "smtp": 8725}
+SIMULATORS = ("igate", "population", "portal", "smtp", "onegate", "sqldb", "filedrop")
+HTTP_SIMULATORS = ("igate", "population", "portal", "onegate")
+DEFAULT_PORTS = {"igate": 8701, "population": 8702, "portal": 8703, "smtp": 8725, "onegate": 8704}
+PRESETS = ("default", "demo")  # the generated World: one igate source, or WorldConfig.demo()
+WORLD_SIMULATORS = ("igate", "onegate", "sqldb", "filedrop")  # render the World's dossiers
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "sandbox.yaml"
 PIDFILE = "sandbox.pid"
@@ -111,11 +143,34 @@ class SandboxConfig:
     bulk_delay_seconds: float = 0.5
     upper_case_names: bool = False
     smtp_folder: Path = Path(".sandbox/mail")
+    preset: str = "default"
+    onegate_dossiers_json: Path | None = None
+    sqldb_dossiers_json: Path | None = None
+    sqldb_backend: str = "sqlite"
+    sqldb_folder: Path | None = None  # sqlite files; None = <state_dir>/sqldb
+    mariadb_url: str = DEFAULT_MARIADB_URL
+    sqldb_database_prefix: str = "tthc_src_"
+    sqldb_create_users: bool = False
+    sqldb_mojibake_share: float = 0.2
+    sqldb_drop_on_stop: bool = False
+    filedrop_folder: Path | None = None  # None = <state_dir>/filedrop
+    filedrop_fixtures: list[tuple[str, Path]] = field(default_factory=list)  # (source_id, CSV)
+    filedrop_options: dict[str, Any] = field(default_factory=dict)  # rates, encodings (FiledropConfig)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.simulators if s not in SIMULATORS]
         if unknown:
             raise ValueError(f"unknown simulators: {', '.join(unknown)} (known: {', '.join(SIMULATORS)})")
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
+        if self.sqldb_backend not in SQLDB_BACKENDS:
+            raise ValueError(f"sqldb backend must be one of {', '.join(SQLDB_BACKENDS)}")
+        allowed = set(FiledropConfig.RATES) | {"encodings"}
+        bad = sorted(set(self.filedrop_options) - allowed)
+        if bad:
+            raise ValueError(
+                f"filedrop: unknown options {', '.join(bad)} (known: {', '.join(sorted(allowed))})"
+            )
         for name in self.faults:
             if name not in HTTP_SIMULATORS:
                 raise ValueError(f"fault profile for {name!r}: only {', '.join(HTTP_SIMULATORS)} have faults")
@@ -125,7 +180,7 @@ class SandboxConfig:
         """Every port 0 (free ports), SMTP folder and state dir under ``tmp_dir``, small world."""
         tmp = Path(tmp_dir)
         kw: dict[str, Any] = {
-            "ports": dict.fromkeys(SIMULATORS, 0),
+            "ports": dict.fromkeys(DEFAULT_PORTS, 0),
             "state_dir": tmp / "state",
             "smtp_folder": tmp / "mail",
             "size": 120,
@@ -159,6 +214,10 @@ def config_from_mapping(data: dict[str, Any]) -> SandboxConfig:
         "population",
         "portal",
         "smtp",
+        "preset",
+        "onegate",
+        "sqldb",
+        "filedrop",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -167,13 +226,37 @@ def config_from_mapping(data: dict[str, Any]) -> SandboxConfig:
     pop = dict(data.get("population") or {})
     portal = dict(data.get("portal") or {})
     smtp = dict(data.get("smtp") or {})
+    onegate = dict(data.get("onegate") or {})
+    sqldb = dict(data.get("sqldb") or {})
+    filedrop = dict(data.get("filedrop") or {})
+    for name, section, keys in (
+        ("onegate", onegate, {"dossiers_json", "faults"}),
+        (
+            "sqldb",
+            sqldb,
+            {
+                "backend",
+                "folder",
+                "mariadb_url",
+                "database_prefix",
+                "create_users",
+                "mojibake_share",
+                "drop_on_stop",
+                "dossiers_json",
+            },
+        ),
+        ("filedrop", filedrop, {"folder", "fixture_csv", *FiledropConfig.RATES, "encodings"}),
+    ):
+        extra = sorted(set(section) - keys)
+        if extra:
+            raise ValueError(f"sandbox config: unknown keys in {name}: {', '.join(extra)}")
     ports = dict(DEFAULT_PORTS)
     for k, v in (data.get("ports") or {}).items():
         if k not in DEFAULT_PORTS:
             raise ValueError(f"sandbox config: unknown port {k!r}")
         ports[k] = int(v)
     faults = {}
-    for name, section in (("igate", igate), ("population", pop), ("portal", portal)):
+    for name, section in (("igate", igate), ("population", pop), ("portal", portal), ("onegate", onegate)):
         if section.get("faults"):
             faults[name] = FaultProfile.from_dict(section["faults"])
     cfg = SandboxConfig(
@@ -194,8 +277,38 @@ def config_from_mapping(data: dict[str, Any]) -> SandboxConfig:
         bulk_delay_seconds=float(pop.get("bulk_delay_seconds", 0.5)),
         upper_case_names=bool(pop.get("upper_case_names", False)),
         smtp_folder=Path(smtp.get("folder") or ".sandbox/mail"),
+        preset=str(data.get("preset") or "default"),
+        onegate_dossiers_json=Path(onegate["dossiers_json"]) if onegate.get("dossiers_json") else None,
+        sqldb_dossiers_json=Path(sqldb["dossiers_json"]) if sqldb.get("dossiers_json") else None,
+        sqldb_backend=str(sqldb.get("backend") or "sqlite"),
+        sqldb_folder=Path(sqldb["folder"]) if sqldb.get("folder") else None,
+        mariadb_url=str(sqldb.get("mariadb_url") or DEFAULT_MARIADB_URL),
+        sqldb_database_prefix=str(sqldb.get("database_prefix") or "tthc_src_"),
+        sqldb_create_users=bool(sqldb.get("create_users", False)),
+        sqldb_mojibake_share=float(sqldb.get("mojibake_share", 0.2)),
+        sqldb_drop_on_stop=bool(sqldb.get("drop_on_stop", False)),
+        filedrop_folder=Path(filedrop["folder"]) if filedrop.get("folder") else None,
+        filedrop_fixtures=[_filedrop_fixture(x) for x in _as_list(filedrop.get("fixture_csv"))],
+        filedrop_options={k: v for k, v in filedrop.items() if k not in ("folder", "fixture_csv")},
     )
     return cfg
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return list(v) if isinstance(v, list | tuple) else [v]
+
+
+def _filedrop_fixture(spec: Any) -> tuple[str, Path]:
+    """``"SOURCE_ID=path.csv"``, ``{"source_id", "path"}`` or a bare path (source ``filedrop_fixture``)."""
+    if isinstance(spec, dict):
+        return str(spec.get("source_id") or "filedrop_fixture"), Path(spec["path"])
+    text = str(spec)
+    sid, sep, path = text.partition("=")
+    if sep and sid and "/" not in sid:
+        return sid, Path(path)
+    return "filedrop_fixture", Path(text)
 
 
 def load_config(path: str | Path | None = None) -> SandboxConfig:
@@ -214,6 +327,8 @@ def load_config(path: str | Path | None = None) -> SandboxConfig:
 def _make_world(cfg: SandboxConfig) -> Any:
     from sandbox.world import World, WorldConfig  # the generator is imported only when needed
 
+    if cfg.onegate_dossiers_json is not None or cfg.sqldb_dossiers_json is not None:
+        return _fixture_world(cfg)
     if cfg.igate_dossiers_json is not None:
         records = load_dossier_fixture(cfg.igate_dossiers_json)
         return World.from_records(records, now=cfg.anchor, seed=cfg.seed)
@@ -226,7 +341,41 @@ def _make_world(cfg: SandboxConfig) -> Any:
         from tthc.registry import load_registry
 
         return World(world_config_from_registry(load_registry(registry_file), **kw))
+    if cfg.preset == "demo":
+        return World(WorldConfig.demo(**kw))
     return World(WorldConfig(**kw))
+
+
+def _fixture_world(cfg: SandboxConfig) -> Any:
+    """A World of dossier fixtures given per dialect (igate, onegate, sqldb JSON lists)."""
+    from sandbox.world import World, _credentials
+    from sandbox.world_types import SourceTruth
+
+    records: list[Any] = []
+    dialect_of: dict[str, str] = {}
+    agencies: dict[str, list[str]] = {}
+    for dialect, path in (
+        ("igate", cfg.igate_dossiers_json),
+        ("onegate", cfg.onegate_dossiers_json),
+        ("sqldb", cfg.sqldb_dossiers_json),
+    ):
+        if path is None:
+            continue
+        for r in load_dossier_fixture(path):
+            sid = r.dossier.source_id
+            if dialect_of.setdefault(sid, dialect) != dialect:
+                raise ValueError(
+                    f"fixture source {sid!r} appears in the {dialect_of[sid]} and {dialect} fixtures"
+                )
+            codes = agencies.setdefault(sid, [])
+            if r.dossier.agency_code and r.dossier.agency_code not in codes:
+                codes.append(r.dossier.agency_code)
+            records.append(r)
+    sources = [
+        SourceTruth(sid, dialect, sid, tuple(agencies[sid]), _credentials(cfg.seed, sid, dialect))
+        for sid, dialect in sorted(dialect_of.items())
+    ]
+    return World.from_records(records, now=cfg.anchor, sources=sources, seed=cfg.seed)
 
 
 class Sandbox:
@@ -240,6 +389,9 @@ class Sandbox:
         self.population: PopulationSimulator | None = None
         self.portal: PortalSimulator | None = None
         self.smtp: SmtpSink | None = None
+        self.onegate: OnegateSimulator | None = None
+        self.sqldb: SqldbSimulator | None = None
+        self.filedrop: FiledropSimulator | None = None
         self._servers: dict[str, HttpServerThread] = {}
         self.started_at: datetime | None = None
 
@@ -248,7 +400,11 @@ class Sandbox:
         cfg = self.config
         sims = set(cfg.simulators)
         try:
-            needs_world = "igate" in sims or ("population" in sims and cfg.citizens_csv is None)
+            needs_world = (
+                any(s in sims for s in ("igate", "onegate", "sqldb"))
+                or ("filedrop" in sims and not cfg.filedrop_fixtures)
+                or ("population" in sims and cfg.citizens_csv is None)
+            )
             if self._given_world is not None:
                 given = self._given_world
                 self.holder = WorldHolder(lambda: given)
@@ -259,7 +415,38 @@ class Sandbox:
                 self.igate = IgateSimulator(
                     self.holder, IgateConfig(token_seconds=cfg.token_seconds, faults=cfg.fault("igate"))
                 )
-                self._serve("igate", self.igate.app(), self.igate.injector)
+                self._serve("igate", AfterWorldChange(self.igate.app(), self.sync), self.igate.injector)
+            if "onegate" in sims:
+                assert self.holder is not None
+                self.onegate = OnegateSimulator(
+                    self.holder, OnegateConfig(faults=cfg.fault("onegate")), on_world_change=self.sync
+                )
+                self._serve("onegate", self.onegate.app(), self.onegate.injector)
+            if "sqldb" in sims:
+                assert self.holder is not None
+                self.sqldb = SqldbSimulator(
+                    self.holder,
+                    SqldbConfig(
+                        backend=cfg.sqldb_backend,
+                        folder=cfg.sqldb_folder or cfg.state_dir / "sqldb",
+                        mariadb_url=cfg.mariadb_url,
+                        database_prefix=cfg.sqldb_database_prefix,
+                        create_users=cfg.sqldb_create_users,
+                        mojibake_share=cfg.sqldb_mojibake_share,
+                        drop_on_stop=cfg.sqldb_drop_on_stop,
+                        seed=cfg.seed,
+                    ),
+                ).start()
+            if "filedrop" in sims:
+                self.filedrop = FiledropSimulator(
+                    self.holder,
+                    FiledropConfig(
+                        root=cfg.filedrop_folder or cfg.state_dir / "filedrop",
+                        seed=cfg.seed,
+                        fixtures=list(cfg.filedrop_fixtures),
+                        **cfg.filedrop_options,
+                    ),
+                ).start()
             if "population" in sims:
                 if cfg.citizens_csv is not None:
                     registry = load_citizens_csv(cfg.citizens_csv)
@@ -304,10 +491,32 @@ class Sandbox:
         for srv in self._servers.values():
             srv.stop()
         self._servers.clear()
+        if self.sqldb is not None:
+            with contextlib.suppress(Exception):
+                self.sqldb.stop()
+            self.sqldb = None
+        if self.filedrop is not None:
+            self.filedrop.stop()
         if self.smtp is not None:
             with contextlib.suppress(Exception):
                 self.smtp.stop()
             self.smtp = None
+
+    def sync(self) -> None:
+        """Bring the sqldb views and the file drop in step with the World's clock (the HTTP
+        simulators read the World on every request and need nothing)."""
+        if self.sqldb is not None:
+            self.sqldb.sync()
+        if self.filedrop is not None:
+            self.filedrop.sync()
+
+    def advance(self, days: float = 0, hours: float = 0) -> datetime:
+        """Move the World's clock forward (what ``POST /_sandbox/clock`` does) and re-sync."""
+        assert self.holder is not None, "no World in this sandbox"
+        with self.holder.lock:
+            now = self.holder.world.advance(days=days, hours=hours)
+        self.sync()
+        return now
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -346,6 +555,15 @@ class Sandbox:
         ]
 
     @property
+    def onegate_sources(self) -> list[dict[str, Any]]:
+        if self.onegate is None:
+            return []
+        return [
+            {"source_id": s.source_id, "api_key": s.api_key, "agency_codes": list(s.agency_codes)}
+            for s in self.onegate.onegate_sources()
+        ]
+
+    @property
     def portal_credentials(self) -> dict[str, str]:
         user, pw = next(iter(self.config.portal_users.items()))
         return {"username": user, "password": pw}
@@ -370,6 +588,22 @@ class Sandbox:
                 for s in self.igate_sources
             ],
         }
+        if self.onegate is not None:
+            u = self.urls["onegate"]
+            doc["sources"] += [
+                {
+                    "dialect": "onegate",
+                    "host": HOST,
+                    "port": self.ports["onegate"],
+                    "base_url": u,
+                    "dossiers_url": f"{u}{ONEGATE_DATA_PATH}",
+                    **s,
+                }
+                for s in self.onegate_sources
+            ]
+        sqldb_sources = self.sqldb.sources_info() if self.sqldb is not None else []
+        filedrop_sources = self.filedrop.sources_info() if self.filedrop is not None else []
+        doc["sources"] += sqldb_sources + filedrop_sources
         if self.portal is not None:
             doc["portal_credentials"] = self.portal_credentials
         if self.holder is not None:
@@ -414,6 +648,27 @@ class Sandbox:
             }
         if self.smtp is not None:
             doc["smtp"] = {"host": HOST, "port": self.smtp.port, "folder": str(self.smtp.folder.resolve())}
+        if self.onegate is not None:
+            u = self.urls["onegate"]
+            doc["onegate"] = {
+                "url": u,
+                "dossiers_url": f"{u}{ONEGATE_DATA_PATH}",
+                "api_key_header": "X-API-Key",
+                "max_limit": ONEGATE_MAX_LIMIT,
+                "sources": self.onegate_sources,
+            }
+        if self.sqldb is not None:
+            doc["sqldb"] = {
+                "backend": cfg.sqldb_backend,
+                "sources": sqldb_sources,
+                "inspection": self.sqldb.state(),
+            }
+        if self.filedrop is not None:
+            doc["filedrop"] = {
+                "root": str(self.filedrop.root),
+                "sources": filedrop_sources,
+                "inspection": self.filedrop.state(),
+            }
         return doc
 
 
@@ -456,14 +711,29 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int)
         sp.add_argument("--size", type=int)
         sp.add_argument("--anchor", help="ISO date-time: the world's clock at start")
-        sp.add_argument("--only", help="comma-separated simulators to run (igate,population,portal,smtp)")
-        for name in SIMULATORS:
+        sp.add_argument("--only", help=f"comma-separated simulators to run ({','.join(SIMULATORS)})")
+        sp.add_argument(
+            "--preset", choices=PRESETS, help="generated World: default (one igate source) or demo"
+        )
+        for name in DEFAULT_PORTS:
             sp.add_argument(f"--{name}-port", type=int, dest=f"{name}_port")
         sp.add_argument("--citizens-csv", help="population registry fixture (world.md §7)")
         sp.add_argument("--portal-dossiers", help="portal fixture: JSON list of dossier payloads")
         sp.add_argument(
             "--igate-dossiers", help="igate fixture: JSON list of Dossier.to_dict() (+ visible_at)"
         )
+        sp.add_argument("--onegate-dossiers", help="onegate fixture: JSON list as for --igate-dossiers")
+        sp.add_argument("--sqldb-dossiers", help="sqldb fixture: JSON list as for --igate-dossiers")
+        sp.add_argument("--sqldb-backend", choices=SQLDB_BACKENDS, help="where the ho_so_tthc views live")
+        sp.add_argument("--mariadb-url", help="MariaDB server URL for --sqldb-backend mariadb")
+        sp.add_argument(
+            "--filedrop-csv",
+            action="append",
+            default=[],
+            metavar="[SOURCE_ID=]CSV",
+            help="canonical CSV (world.md §4, UTF-8) copied into the source's drop folder",
+        )
+        sp.add_argument("--filedrop-folder", help="root of the file drop folders")
         sp.add_argument("--smtp-folder", help="where the SMTP sink writes .eml files")
         sp.add_argument("--token-seconds", type=float, help="igate token lifetime")
         sp.add_argument("--session-seconds", type=float, help="portal session lifetime")
@@ -503,7 +773,7 @@ def _config_from_args(args: argparse.Namespace) -> SandboxConfig:
         cfg.anchor = _anchor(args.anchor)
     if getattr(args, "only", None):
         cfg.simulators = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    for name in SIMULATORS:
+    for name in DEFAULT_PORTS:
         v = getattr(args, f"{name}_port", None)
         if v is not None:
             cfg.ports[name] = v
@@ -511,6 +781,12 @@ def _config_from_args(args: argparse.Namespace) -> SandboxConfig:
         "citizens_csv": ("citizens_csv", Path),
         "portal_dossiers": ("portal_dossiers_json", Path),
         "igate_dossiers": ("igate_dossiers_json", Path),
+        "onegate_dossiers": ("onegate_dossiers_json", Path),
+        "sqldb_dossiers": ("sqldb_dossiers_json", Path),
+        "sqldb_backend": ("sqldb_backend", str),
+        "mariadb_url": ("mariadb_url", str),
+        "filedrop_folder": ("filedrop_folder", Path),
+        "preset": ("preset", str),
         "smtp_folder": ("smtp_folder", Path),
         "token_seconds": ("token_seconds", float),
         "session_seconds": ("session_seconds", float),
@@ -521,6 +797,8 @@ def _config_from_args(args: argparse.Namespace) -> SandboxConfig:
         v = getattr(args, arg, None)
         if v is not None:
             setattr(cfg, attr, conv(v))
+    for spec in getattr(args, "filedrop_csv", None) or []:
+        cfg.filedrop_fixtures.append(_filedrop_fixture(spec))
     for spec in getattr(args, "fault", None) or []:
         name, _, text = spec.partition("=")
         if name not in HTTP_SIMULATORS or not text:

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check .
+bash scripts/install-chromium.sh   # Debian's chromium for the UI test in a real browser
 exec .venv/bin/python -m pytest "$@"

@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     rs.add_argument("--window-end", help="ISO datetime (Vietnam time); default now")
     rs.add_argument("--run-id", default=None)
 
+    rp = sub.add_parser("report", help="write the quarterly report (HTML + chart PNGs + XLSX) of a province")
+    rp.add_argument("--quarter", required=True, help="e.g. 2026Q3")
+    rp.add_argument(
+        "--province", default=None, help="province code, e.g. H40; default: every registry province"
+    )
+    rp.add_argument("--out", default=None, help="output folder; default $TTHC_REPORT_DIR or var/reports")
+    rp.add_argument("--no-recompute", action="store_true", help="use the stored indicators as they are")
+
     sub.add_parser("migrate", help="upgrade the warehouse schema to the latest migration")
     rc = sub.add_parser("registry", help="check the source registry")
     rc.add_argument("action", choices=["check"])
@@ -48,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             counts = run_stage(stage, a.source_id, run_id=run_id, window_end=end)
             print(f"{stage}: {json.dumps(counts, ensure_ascii=False)}")
         return 0
+    if a.cmd == "report":
+        return _report(a)
     if a.cmd == "migrate":
         from tthc.warehouse.db import get_engine, migrate
 
@@ -65,6 +75,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{reg.path}: {len(reg.sources)} sources, {sum(s.active for s in reg.sources)} active")
         return 0
     return 2
+
+
+def _report(a: argparse.Namespace) -> int:
+    from tthc.kpi import Period
+    from tthc.registry import cached_registry
+    from tthc.report import build_quarterly_report
+    from tthc.warehouse.db import get_engine, migrate
+
+    try:
+        period = Period.parse(a.quarter)
+    except ValueError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
+    if period.type != "quarter":
+        print("report: --quarter takes a quarter such as 2026Q3", file=sys.stderr)
+        return 2
+    registry = cached_registry()
+    provinces = (
+        [a.province] if a.province else sorted({s.province_code for s in registry.sources if s.province_code})
+    )
+    if not provinces:
+        print("report: no --province given and no source in the registry names one", file=sys.stderr)
+        return 2
+    engine = migrate(get_engine())
+    for prov in provinces:
+        files = build_quarterly_report(
+            engine, period, prov, a.out, registry=registry, recompute=not a.no_recompute
+        )
+        print(files.summary)
+        print(f"  HTML: {files.html}")
+        print(f"  XLSX: {files.xlsx}")
+        print(f"  biểu đồ (PNG): {files.folder / 'bieu-do'}")
+        if files.agencies:
+            print(f"  theo cơ quan: {len(files.agencies)} tệp trong {files.folder / 'co-quan'}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -63,7 +63,10 @@ def connection_env(state: dict[str, Any]) -> dict[str, str]:
         if c.get("api_key"):
             conn["password"] = c["api_key"]
         if c.get("extra"):
-            conn["extra"] = c["extra"]
+            conn["extra"] = dict(c["extra"])
+        if src.dialect == "filedrop":
+            # the sandbox writes files whole (then renames); a short settle time is enough
+            conn.setdefault("extra", {})["settle_seconds"] = 60
         out[f"AIRFLOW_CONN_{src.conn_id.upper()}"] = json.dumps(conn)
     urls = state["urls"]
     portal = state.get("portal_credentials", {})
@@ -130,6 +133,7 @@ def run_demo(size: int | None = None, keep: bool = False) -> int:
             )
         runs = json.loads(result_file.read_text()) if result_file.exists() else {}
         summary = summarize(env["TTHC_WAREHOUSE_URL"], state["urls"]["portal"], runs)
+        summary["mail_folder"] = (state.get("smtp") or {}).get("folder")
         print(format_summary(summary))
         failed = proc.returncode != 0 or not runs or any(r["state"] != "success" for r in runs.values())
         if failed:
@@ -216,6 +220,10 @@ def format_summary(s: dict[str, Any]) -> str:
     for sid, v in s["on_time"].items():
         if v is not None:
             lines.append(f"Tỷ lệ giải quyết đúng hạn ({sid}): {v * 100:.1f}%".replace(".", ","))
+    folder = s.get("mail_folder")
+    if folder:
+        n = len(list(Path(folder).glob("*.eml"))) if Path(folder).is_dir() else 0
+        lines.append(f"Thư cảnh báo chất lượng dữ liệu đã gửi: {n} thư, đọc tại {folder}")
     lines.append(f"Kho dữ liệu: {DEMO_HOME / 'warehouse.db'}")
     return "\n".join(lines)
 

@@ -52,7 +52,19 @@ _LEVEL_TAG = {
 
 
 def failure_notifier():
-    """E-mail the owners on task failure (SMTP through the ``tthc_smtp`` Airflow connection)."""
+    """E-mail the owners on task failure (SMTP through the ``tthc_smtp`` Airflow connection).
+
+    A fresh notifier per failure: a notifier renders its templates in place on first use, so one
+    shared instance would name the first failed task in every later alert of the same process.
+    """
+
+    def on_failure(context):
+        _smtp_failure_notifier()(context)
+
+    return on_failure
+
+
+def _smtp_failure_notifier():
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     to = os.environ.get("TTHC_ENGINEER_EMAILS", "data-engineering@example.gov.vn")
@@ -90,6 +102,8 @@ def _doc_md(src: SourceConfig) -> str:
           retried next run.
         - `publish`: the portal refused or timed out; see `publish_state.last_error`; failed
           dossiers are retried next run.
+        - `notify`: SMTP (connection `tthc_smtp`) refused; a retry sends only the e-mails not
+          yet confirmed (table `notifications`), never a second copy.
 
         **Owner:** {src.owner}. **Data stewards:** {", ".join(src.stewards) or "—"}.
         """
@@ -126,7 +140,25 @@ def build_source_dag(src: SourceConfig, *, retries: int | None = None) -> DAG:
             if previous is not None:
                 previous >> t
             previous = t
+        previous >> _notify_task(src.source_id)
     return dag
+
+
+def _notify_task(source_id: str):
+    """Data-quality e-mails to the agencies' stewards for this run (idempotent per run and agency)."""
+
+    @task(task_id="notify")
+    def notify(**context) -> dict:
+        from tthc.notify import run_notifications
+        from tthc.registry import cached_registry
+        from tthc.warehouse.db import get_engine, migrate
+
+        engine = get_engine()
+        migrate(engine)
+        # the nightly digest for engineers comes from the 06:00 watchdog, once per night
+        return run_notifications(engine, context["run_id"], [source_id], cached_registry(), digest=False)
+
+    return notify()
 
 
 def _stage_task(stage: str, source_id: str, outlets: list):

@@ -40,6 +40,8 @@ class AgencyEntry(BaseModel):
     code: str
     name: str
     level: Level = "commune"
+    # data-quality e-mails of this agency (tthc.notify); empty: the source's stewards get them
+    stewards: tuple[str, ...] = ()
 
     @field_validator("code")
     @classmethod
@@ -47,6 +49,18 @@ class AgencyEntry(BaseModel):
         if not AGENCY_CODE_RE.match(v):
             raise ValueError(f"agency code {v!r} is not a dotted electronic identifier like 000.00.12.H40")
         return v
+
+    @field_validator("stewards")
+    @classmethod
+    def _emails(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_emails(v)
+
+
+def _check_emails(v: tuple[str, ...]) -> tuple[str, ...]:
+    for e in v:
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", e):
+            raise ValueError(f"steward e-mail {e!r} is not an address")
+    return v
 
 
 class SourceConfig(BaseModel):
@@ -86,10 +100,7 @@ class SourceConfig(BaseModel):
     @field_validator("stewards")
     @classmethod
     def _emails(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for e in v:
-            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", e):
-                raise ValueError(f"steward e-mail {e!r} is not an address")
-        return v
+        return _check_emails(v)
 
     @model_validator(mode="after")
     def _dates(self) -> SourceConfig:

@@ -28,6 +28,16 @@ class Settings:
     portal_batch_size: int = 100
     portal_failure_report_after: int = 3
     http_timeout_seconds: float = 30.0
+    #: Portal read time-out (seconds); None → ``http_timeout_seconds``.
+    portal_timeout_seconds: float | None = None
+    #: Attempts of one portal request on a transient failure, and the longest wait between them.
+    portal_retry_attempts: int = 5
+    portal_backoff_max_seconds: float = 30.0
+    #: Read the portal's progress back before *every* progress send (not only after an ambiguous
+    #: one): for a warehouse restored from a backup that may not know what it already sent.
+    portal_progress_check_first: bool = False
+    #: Read-back verification after publishing: at most this many dossiers per run (0: none).
+    verify_sample: int = 2000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,4 +50,19 @@ class Settings:
             lookup_cache_ttl_days=int(_env("TTHC_LOOKUP_CACHE_TTL_DAYS", str(cls.lookup_cache_ttl_days))),
             portal_batch_size=min(100, int(_env("TTHC_PORTAL_BATCH_SIZE", str(cls.portal_batch_size)))),
             http_timeout_seconds=float(_env("TTHC_HTTP_TIMEOUT", str(cls.http_timeout_seconds))),
+            portal_failure_report_after=int(
+                _env("TTHC_PORTAL_FAILURE_REPORT_AFTER", str(cls.portal_failure_report_after))
+            ),
+            portal_timeout_seconds=(
+                float(os.environ["TTHC_PORTAL_TIMEOUT"]) if os.environ.get("TTHC_PORTAL_TIMEOUT") else None
+            ),
+            portal_retry_attempts=max(
+                1, int(_env("TTHC_PORTAL_RETRY_ATTEMPTS", str(cls.portal_retry_attempts)))
+            ),
+            portal_backoff_max_seconds=float(
+                _env("TTHC_PORTAL_BACKOFF_MAX", str(cls.portal_backoff_max_seconds))
+            ),
+            portal_progress_check_first=_env("TTHC_PORTAL_PROGRESS_CHECK_FIRST", "").strip().lower()
+            in ("1", "true", "yes"),
+            verify_sample=max(0, int(_env("TTHC_VERIFY_SAMPLE", str(cls.verify_sample)))),
         )

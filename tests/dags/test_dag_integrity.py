@@ -46,7 +46,7 @@ def test_dag_policy(dagbag):
             assert t.retries >= 1, (dag_id, t.task_id)
             assert t.on_failure_callback, (dag_id, t.task_id)
         if dag_id.startswith("tthc_source_"):
-            assert [t.task_id for t in dag.topological_sort()] == list(STAGES)
+            assert [t.task_id for t in dag.topological_sort()] == [*STAGES, "notify"]
 
 
 def test_parse_is_light():

@@ -31,8 +31,8 @@ IDENT = {"MaYeuCau": "R-1", "MaDVC": "1.001193", "MaTichHop": "TTHC-SYNC", "MaCa
 def test_all_simulators_in_process(tmp_path):
     cfg = SandboxConfig.for_tests(tmp_path, size=80)
     with running_sandbox(cfg) as sb:
-        assert set(sb.urls) == {"igate", "population", "portal"}
-        assert set(sb.ports) == {"igate", "population", "portal", "smtp"}
+        assert set(sb.urls) == {"igate", "population", "portal", "onegate"}
+        assert set(sb.ports) == {"igate", "population", "portal", "smtp", "onegate"}
         assert all(p > 0 for p in sb.ports.values())
         for url in sb.urls.values():
             assert requests.get(f"{url}/_sandbox/state", timeout=5).status_code == 200
@@ -76,9 +76,9 @@ def test_one_simulator_alone_needs_no_world(tmp_path):
 def test_repository_config_file():
     assert DEFAULT_CONFIG_FILE.exists()
     cfg = load_config()
-    assert cfg.ports == {"igate": 8701, "population": 8702, "portal": 8703, "smtp": 8725}
+    assert cfg.ports == {"igate": 8701, "population": 8702, "portal": 8703, "smtp": 8725, "onegate": 8704}
     assert (cfg.seed, cfg.size, cfg.token_seconds) == (42, 400, 300.0)
-    assert set(cfg.simulators) == {"igate", "population", "portal", "smtp"}
+    assert set(cfg.simulators) == {"igate", "population", "portal", "smtp", "onegate", "sqldb", "filedrop"}
     assert cfg.faults == {}  # default profile: no faults
 
 
@@ -88,7 +88,7 @@ def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="unknown fault profile keys"):
         config_from_mapping({"portal": {"faults": {"comit_lost": 0.1}}})
     with pytest.raises(ValueError, match="unknown simulators"):
-        config_from_mapping({"simulators": ["igate", "onegate"]})
+        config_from_mapping({"simulators": ["igate", "soap"]})
     cfg = config_from_mapping({"portal": {"faults": {"commit_lost": 0.1}}, "ports": {"igate": 0}})
     assert cfg.faults["portal"].commit_lost == 0.1 and cfg.ports["igate"] == 0
 
@@ -123,7 +123,8 @@ def test_start_status_stop_as_a_process(tmp_path, capsys):
         "--state-dir", str(state_dir),
         "--size", "60",
         "--smtp-folder", str(tmp_path / "mail"),
-        *[x for name in ("igate", "population", "portal", "smtp") for x in (f"--{name}-port", "0")],
+        *[x for name in ("igate", "population", "portal", "smtp", "onegate")
+          for x in (f"--{name}-port", "0")],
     ]  # fmt: skip
     assert main(["start", *argv, "--wait", "60"]) == 0
     try:
@@ -131,7 +132,7 @@ def test_start_status_stop_as_a_process(tmp_path, capsys):
         doc = json.loads((state_dir / "state.json").read_text(encoding="utf-8"))
         assert stat.S_IMODE(os.stat(state_dir / "state.json").st_mode) == 0o600
         assert doc["pid"] == started["pid"] == int((state_dir / "sandbox.pid").read_text())
-        assert set(doc["urls"]) == {"igate", "population", "portal"}
+        assert set(doc["urls"]) == {"igate", "population", "portal", "onegate"}
         assert doc["sources"][0]["port"] == doc["ports"]["igate"] and doc["sources"][0]["dialect"] == "igate"
         assert doc["portal_credentials"]["username"] == doc["portal"]["username"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 import pytest
 import sqlalchemy as sa
 
@@ -12,6 +14,15 @@ PARAMS = {
     "quality_by_agency": {"source_id": None},
     "run_summary": {"run_id": "r"},
     "issues_by_rule": {"run_id": "r"},
+    # tthc.kpi (province-wide indicators)
+    "indicators_aggregate": {
+        "period_type": "quarter",
+        "period_start": date(2026, 7, 1),
+        "province_code": None,
+    },
+    "indicators_period_dossiers": {"start": datetime(2026, 7, 1), "end": datetime(2026, 10, 1)},
+    # tthc.notify (run statistics for the digest and the UI)
+    "run_statistics": {"run_id": None, "source_id": None},
 }
 
 

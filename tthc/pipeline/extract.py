@@ -31,13 +31,15 @@ def extract(ctx: StageContext) -> dict[str, Any]:
         start = ctx.window_end - timedelta(days=src.initial_days)
     else:
         start = watermark - lookback
-    reader = open_source(src, timeout=ctx.settings.http_timeout_seconds)
+    reader = open_source(src, timeout=ctx.settings.http_timeout_seconds, engine=ctx.engine, run_id=ctx.run_id)
     raw = reader.fetch(start, ctx.window_end)
     dossiers = [reader.to_dossier(r) for r in raw]
     latest = _latest_per_key(dossiers)
     with ctx.engine.begin() as conn:
         stored = repo.record_raw(conn, src.source_id, ctx.run_id, raw, code_of=reader.code_of)
         res = repo.upsert_dossiers(conn, latest, ctx.run_id)
+        if reader.on_commit is not None:
+            reader.on_commit(conn, ctx.run_id)
         if watermark is None or ctx.window_end > watermark:  # never moves backwards (backfills)
             repo.set_watermark(conn, src.source_id, ctx.window_end, ctx.run_id)
     return {
@@ -49,6 +51,7 @@ def extract(ctx: StageContext) -> dict[str, Any]:
         "unchanged": res.unchanged,
         "window_start": start.isoformat(),
         "window_end": ctx.window_end.isoformat(),
+        **reader.stats,
     }
 
 

@@ -1,64 +1,638 @@
-"""Publish: send validated dossiers whose content changed to the national portal (DVCQG).
+"""Publish: the national portal (DVCQG) gets every validated dossier's current content and every
+status change as a processing-progress entry, exactly once in effect; then a read-back verifies it.
 
-Only dossiers that passed validation (valid or warning) and whose content hash differs from what
-was last published are sent (``sql/publish_candidates.sql``), so an unchanged dossier is never sent
-twice. The portal client creates, and re-sends "-3 đã tồn tại" answers as updates; after an
-ambiguous failure (time-out, reset, commit-then-lost-answer) create-or-update converges to the same
-state. Per-dossier state (last published hash, attempts, last error) is kept; failures are retried
-next run and dossiers failing repeatedly are reported.
+Three steps per run (:func:`publish`), all through the warehouse's ``publish_outbox``:
+
+1. **Queue** (:func:`queue`). Candidates are validated, not held dossiers whose current content was
+   not published yet (``sql/publish_candidates.sql``). For each: its portal payload
+   (``to_portal_payload``); when the portal already holds that very payload (same payload hash,
+   only warehouse-side fields changed) nothing is sent and the new version is simply recorded as
+   published. Otherwise a ``dossier`` message keyed ``outbox_key(source, code, "dossier",
+   payload hash)``. Its progress entries (:mod:`tthc.progress`, derived from the dossier's history)
+   become ``progress`` messages keyed by the *status change* they report (dossier, version,
+   status): deterministic, so a re-run, a retry or a later night queues nothing twice.
+2. **Send** (:func:`send`). Messages are *claimed* first (status ``sent``, one attempt counted,
+   committed) and only then sent, so a run that dies mid-request leaves them marked "maybe
+   applied". Dossiers go through ``PortalClient.publish`` (create; "-3" → update; after an
+   ambiguous failure the client re-sends, which converges). Only the message of the dossier's
+   current version is sent; older or no-longer-publishable ones are discarded. Progress entries go
+   through ``PortalClient.push_progress`` once the portal holds the version they belong to, in
+   version order. The portal appends whatever it receives, so:
+
+   * an entry never sent before is sent as is; when that send is ambiguous (time-out, reset,
+     5xx, committed-but-answer-lost) the client reads the dossier back with ``TraCuuHoSo`` and
+     resends only the entries the portal does not show;
+   * an entry whose earlier send is still unresolved (status ``sent``: ambiguous after the
+     client's read-back rounds, or a run that died) is sent with ``check_first=True``: read back
+     first, sent only when missing.
+
+   Results: applied or found applied → ``confirmed``; certainly not applied (a transient failure
+   before sending, a rejection) → ``failed`` (retried next run); anything else stays ``sent``.
+   Per dossier ``publish_state`` keeps the published hash, version and payload hash, consecutive
+   failures (``attempts``) and the last error; dossiers failing ``portal_failure_report_after``
+   times are reported (codes only).
+3. **Verify** (:func:`verify`). ``TraCuuHoSo`` for every publishable dossier (or a rotating sample
+   of ``TTHC_VERIFY_SAMPLE``, default 2000): the portal's record must equal the last payload
+   published, and every confirmed progress entry must show exactly once. A differing or missing
+   record is sent again next run; a missing entry is re-armed (read back, then sent). The result
+   is indicator 1.4 (``1.4_sync_rate``, period ``run``, scope source and agency): dossiers whose
+   current content is verified on the portal / publishable dossiers (a failed look-up does not
+   count as verified; with a sample the numerator is scaled to the publishable count; no row
+   when not one look-up succeeded: the rate is unknown, not 0 %). Five failed look-ups in a row
+   stop the verification of that run.
+
+Counts returned (``pipeline_runs``): ``published`` (dossiers whose current content the portal now
+holds, sent or unchanged), ``errors`` (dossiers with a failed or unsure send), the queue / send /
+verify details (``progress_found_applied``: entries a read-back found already applied, i.e.
+duplicates avoided; ``mismatches``; ``sync_rate``) and ``failing_codes``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from tthc.connections import get_connection
 from tthc.pipeline.context import StageContext
+from tthc.progress import identity, progress_entries
+
+log = logging.getLogger(__name__)
+
+PUBLISHABLE = ("valid", "warning")
+INDICATOR_ID = "1.4_sync_rate"
+#: Message statuses still to deliver: never tried / certainly not applied / maybe applied.
+OPEN_STATUSES = ("pending", "failed", "sent")
+MAX_LOOKUP_FAILURES_IN_A_ROW = 5
 
 
-def publish(ctx: StageContext) -> dict[str, Any]:
-    from connectors.portal import PortalClient, to_portal_payload
+class Portal(Protocol):
+    """What this stage needs of ``connectors.portal.PortalClient`` (tests pass a fake)."""
+
+    def publish(self, payloads: Sequence[Mapping[str, Any]], *, madonvi: str | None = None) -> list: ...
+
+    def push_progress(
+        self, entries: Sequence[Mapping[str, Any]], *, madonvi: str, check_first: bool = False
+    ) -> list: ...
+
+    def lookup(self, ma_ho_so: str) -> dict[str, Any] | None: ...
+
+
+def payload_hash(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a portal payload (what "same content" means on the portal)."""
+    return hashlib.sha256(identity(payload).encode("utf-8")).hexdigest()
+
+
+def make_client(ctx: StageContext) -> Any:
+    """The portal client of this run: connection from Airflow, time-outs and retries from settings."""
+    from connectors.http import RetryPolicy
+    from connectors.portal import PortalClient
+    from tthc.connections import get_connection
+
+    st = ctx.settings
+    info = get_connection(st.portal_conn_id)
+    return PortalClient(
+        info.base_url,
+        username=info.login or "",
+        password=info.password or "",
+        batch_size=st.portal_batch_size,
+        timeout=st.portal_timeout_seconds or st.http_timeout_seconds,
+        retry=RetryPolicy(
+            max_attempts=st.portal_retry_attempts,
+            backoff_max=st.portal_backoff_max_seconds,
+            backoff_initial=min(0.5, st.portal_backoff_max_seconds),
+            jitter=min(0.5, st.portal_backoff_max_seconds),
+        ),
+    )
+
+
+class _LazyClient:
+    """Builds the real client on first use, so a run with nothing to do needs no connection."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self._ctx = ctx
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = make_client(self._ctx)
+        return getattr(self._client, name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+# ---- the stage -------------------------------------------------------------------------------------
+
+
+def publish(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
+    """Queue, send and verify (module docstring); returns the stage's counts."""
+    from tthc.warehouse import repo
+
+    portal: Any = client if client is not None else _LazyClient(ctx)
+    try:
+        queued = queue(ctx)
+        sent = send(ctx, portal)
+        checked = verify(ctx, portal)
+    finally:
+        if client is None:
+            portal.close()
+    with ctx.engine.begin() as conn:
+        states = repo.publish_states(conn, ctx.source.source_id)
+    limit = ctx.settings.portal_failure_report_after
+    repeated = sorted(c for c, st in states.items() if st["status"] == "failed" and st["attempts"] >= limit)
+    published = queued["unchanged_payload"] + sent["dossiers_sent"]
+    return {
+        "records_in": queued["candidates"],
+        "records_out": published,
+        "published": published,
+        "errors": sent["failed_dossiers"],
+        **queued,
+        **sent,
+        **checked,
+        "failing_repeatedly": len(repeated),
+        "failing_codes": repeated[:50],  # dossier codes are not personal data
+    }
+
+
+# ---- 1. queue --------------------------------------------------------------------------------------
+
+
+def queue(ctx: StageContext) -> dict[str, int]:
+    """Put the changed dossiers and their progress entries into the outbox (idempotent)."""
+    from connectors.portal import to_portal_payload
     from tthc.warehouse import repo
 
     sid = ctx.source.source_id
     with ctx.engine.begin() as conn:
         candidates = repo.publish_candidates(conn, sid)
-    sent_ok: list = []
-    failed: list[dict[str, Any]] = []
-    if candidates:
-        conn_info = get_connection(ctx.settings.portal_conn_id)
-        client = PortalClient(
-            conn_info.base_url,
-            username=conn_info.login or "",
-            password=conn_info.password or "",
-            batch_size=ctx.settings.portal_batch_size,
-            timeout=ctx.settings.http_timeout_seconds,
-        )
-        results = client.publish([to_portal_payload(d) for d in candidates])
-        for d, r in zip(candidates, results, strict=True):
-            if r.ok:
-                sent_ok.append(d)
+        legacy = _legacy_published(conn, sid)  # published before versions were recorded
+        codes = [d.dossier_code for d in candidates if d.dossier_code]
+        wanted = sorted(set(codes) | set(legacy))
+        dstates = repo.dossier_states(conn, sid, wanted)
+        pstates = repo.publish_states(conn, sid, wanted)
+        histories = repo.load_histories(conn, sid, wanted)
+        existing = {r["outbox_key"] for r in repo.outbox_items(conn, sid, codes=wanted)}
+
+        rows: list[dict[str, Any]] = []
+        requeue: dict[str, int] = {}
+        unchanged: dict[str, tuple[int, str]] = {}
+        for d in candidates:
+            code = d.dossier_code
+            assert code is not None
+            version = dstates[code].version
+            payload = to_portal_payload(d)
+            ph = payload_hash(payload)
+            st = pstates.get(code)
+            if st is not None and st["published_hash"] is not None and st["payload_hash"] == ph:
+                unchanged[code] = (version, ph)  # the portal holds this very payload already
+                continue
+            key = repo.outbox_key(sid, code, "dossier", ph)
+            if key in existing:
+                requeue[key] = version  # same payload as an earlier message: send that one again
             else:
-                failed.append(
+                existing.add(key)
+                rows.append(_message(sid, code, "dossier", ph, payload, version, key))
+        n_progress = 0
+        for code in wanted:
+            for e in progress_entries(code, histories.get(code, [])):
+                key = repo.outbox_key(sid, code, "progress", e.event)
+                if key not in existing:
+                    existing.add(key)
+                    rows.append(_message(sid, code, "progress", e.content_hash, e.entry, e.version, key))
+                    n_progress += 1
+        repo.outbox_put(conn, rows)
+        rearmed = repo.outbox_requeue(conn, requeue)
+        if unchanged:
+            repo.mark_published(
+                conn,
+                [
+                    {"source_id": sid, "dossier_code": c, "content_hash": dstates[c].content_hash}
+                    for c in unchanged
+                ],
+            )
+            repo.set_published_versions(conn, sid, unchanged)
+        if legacy:
+            repo.set_published_versions(
+                conn,
+                sid,
+                {
+                    c: (v, pstates[c]["payload_hash"])
+                    for c, h in legacy.items()
+                    if (v := _version_of(histories.get(c, []), h)) is not None
+                },
+            )
+    return {
+        "candidates": len(candidates),
+        "dossiers_queued": sum(1 for r in rows if r["kind"] == "dossier") + rearmed,
+        "progress_queued": n_progress,
+        "unchanged_payload": len(unchanged),
+    }
+
+
+def _message(
+    sid: str, code: str, kind: str, content_hash: str, payload: Any, version: int, key: str
+) -> dict[str, Any]:
+    return {
+        "outbox_key": key,
+        "source_id": sid,
+        "dossier_code": code,
+        "kind": kind,
+        "content_hash": content_hash,
+        "payload": payload,
+        "dossier_version": version,
+    }
+
+
+def _legacy_published(conn: Any, sid: str) -> dict[str, str]:
+    """Dossiers published without a recorded version (by an earlier release): code → hash."""
+    import sqlalchemy as sa
+
+    from tthc.warehouse import schema
+
+    p = schema.publish_state
+    q = sa.select(p.c.dossier_code, p.c.published_hash).where(
+        p.c.source_id == sid, p.c.published_hash.is_not(None), p.c.published_version.is_(None)
+    )
+    return {code: h for code, h in conn.execute(q).all()}
+
+
+def _version_of(history: list[dict[str, Any]], content_hash: str) -> int | None:
+    found = [r["version"] for r in history if r["content_hash"] == content_hash]
+    return max(found) if found else None
+
+
+# ---- 2. send ---------------------------------------------------------------------------------------
+
+
+def _certainly_not_applied(r: Any) -> bool:
+    """A result that proves the request did not change the portal: a transient failure before it
+    was processed (or a batch not sent), or a rejection with one of the portal's codes."""
+    return bool(r.retryable) or str(r.error_code or "").startswith("-")
+
+
+def _error_text(r: Any) -> str:
+    return f"{r.error_code or ''} {r.message or ''}".strip() or "failed"
+
+
+def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
+    """Deliver the open outbox messages of this source (module docstring, step 2)."""
+    from tthc.warehouse import repo
+
+    sid = ctx.source.source_id
+    with ctx.engine.begin() as conn:
+        items = repo.outbox_items(conn, sid, statuses=OPEN_STATUSES)
+        codes = sorted({i["dossier_code"] for i in items})
+        dstates = repo.dossier_states(conn, sid, codes)
+        held = repo.held_codes(conn, sid)
+
+    def publishable(code: str) -> bool:
+        st = dstates.get(code)
+        return st is not None and st.quality_status in PUBLISHABLE and code not in held
+
+    failures: dict[str, str] = {}
+    succeeded: set[str] = set()
+    counts: Counter[str] = Counter()
+
+    # -- dossiers: only the message of the current, publishable version ----------------------------
+    to_send: list[dict[str, Any]] = []
+    discard: list[str] = []
+    for i in items:
+        if i["kind"] != "dossier":
+            continue
+        st = dstates.get(i["dossier_code"])
+        if publishable(i["dossier_code"]) and st is not None and i["dossier_version"] == st.version:
+            to_send.append(i)
+        else:
+            discard.append(i["outbox_key"])
+    with ctx.engine.begin() as conn:
+        repo.outbox_discard(conn, discard)
+        repo.outbox_mark(conn, [i["outbox_key"] for i in to_send], "sent")  # claimed before sending
+    counts["dossiers_discarded"] = len(discard)
+    if to_send:
+        results = client.publish([i["payload"] for i in to_send])
+        confirmed, not_applied, unsure = [], [], []
+        for i, r in zip(to_send, results, strict=True):
+            code = i["dossier_code"]
+            if r.ok:
+                confirmed.append(i)
+                succeeded.add(code)
+            else:
+                failures.setdefault(code, _error_text(r))
+                (not_applied if _certainly_not_applied(r) else unsure).append(i)
+        with ctx.engine.begin() as conn:
+            repo.outbox_settle(conn, [i["outbox_key"] for i in confirmed], "confirmed")
+            for i in not_applied:
+                repo.outbox_settle(conn, [i["outbox_key"]], "failed", error=failures[i["dossier_code"]])
+            for i in unsure:
+                repo.outbox_settle(conn, [i["outbox_key"]], "sent", error=failures[i["dossier_code"]])
+            repo.mark_published(
+                conn,
+                [
                     {
                         "source_id": sid,
-                        "dossier_code": d.dossier_code,
-                        "error": f"{r.error_code or ''} {r.message or ''}".strip() or "failed",
+                        "dossier_code": i["dossier_code"],
+                        "content_hash": dstates[i["dossier_code"]].content_hash,
                     }
-                )
+                    for i in confirmed
+                ],
+            )
+            repo.set_published_versions(
+                conn, sid, {i["dossier_code"]: (i["dossier_version"], i["content_hash"]) for i in confirmed}
+            )
+        counts["dossiers_sent"] = len(confirmed)
+        counts["dossiers_retryable"] = len(not_applied)
+        counts["dossiers_unsure"] = len(unsure)
+
+    # -- progress: once the portal holds the version, in version order ----------------------------
+    progress = [i for i in items if i["kind"] == "progress"]
     with ctx.engine.begin() as conn:
-        if sent_ok:
-            repo.mark_published(conn, sent_ok)
-        if failed:
-            repo.mark_publish_failed(conn, failed)
-        states = repo.publish_states(conn, sid)
-    limit = ctx.settings.portal_failure_report_after
-    repeated = sorted(c for c, st in states.items() if st["status"] == "failed" and st["attempts"] >= limit)
-    return {
-        "records_in": len(candidates),
-        "records_out": len(sent_ok),
-        "published": len(sent_ok),
-        "errors": len(failed),
-        "failing_repeatedly": len(repeated),
-        "failing_codes": repeated[:50],  # dossier codes are not personal data
+        pcodes = sorted({i["dossier_code"] for i in progress})
+        pstates = repo.publish_states(conn, sid, pcodes)
+        # madonvi of a progress call: the agency the portal holds the dossier under (the last
+        # payload it accepted), else the dossier's current agency
+        agencies: dict[str, str | None] = _agencies(conn, sid, pcodes, {})
+        for m in repo.outbox_items(conn, sid, codes=pcodes, kinds=("dossier",), statuses=("confirmed",)):
+            st = pstates.get(m["dossier_code"])
+            if st and m["dossier_version"] == st.get("published_version") and m["payload"].get("DonViXuLy"):
+                agencies[m["dossier_code"]] = m["payload"]["DonViXuLy"]
+    eligible = []
+    for i in progress:
+        st = pstates.get(i["dossier_code"])
+        on_portal = st.get("published_version") if st else None
+        if (
+            on_portal is not None
+            and (i["dossier_version"] or 0) <= on_portal
+            and agencies.get(i["dossier_code"])
+        ):
+            eligible.append(i)
+    eligible.sort(key=lambda i: (i["dossier_code"], i["dossier_version"] or 0, i["created_at"]))
+    counts["progress_waiting"] = len(progress) - len(eligible)
+    unknown = {i["outbox_key"] for i in eligible if i["status"] == "sent"}
+    check_all = ctx.settings.portal_progress_check_first
+    with ctx.engine.begin() as conn:
+        repo.outbox_mark(conn, [i["outbox_key"] for i in eligible], "sent")  # claimed before sending
+    by_agency: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for i in eligible:
+        by_agency[str(agencies[i["dossier_code"]])].append(i)
+    confirmed_keys: list[str] = []
+    failed_keys: dict[str, str] = {}
+    for agency, group in by_agency.items():
+        for check_first in (True, False):
+            part = [i for i in group if ((i["outbox_key"] in unknown) or check_all) == check_first]
+            if not part:
+                continue
+            results = client.push_progress(
+                [i["payload"] for i in part], madonvi=agency, check_first=check_first
+            )
+            for i, r in zip(part, results, strict=True):
+                code = i["dossier_code"]
+                if r.ok:
+                    confirmed_keys.append(i["outbox_key"])
+                    succeeded.add(code)
+                    counts["progress_found_applied" if r.action == "verified" else "progress_sent"] += 1
+                    continue
+                failures.setdefault(code, _error_text(r))
+                if _certainly_not_applied(r) and i["outbox_key"] not in unknown:
+                    failed_keys[i["outbox_key"]] = _error_text(r)
+                    counts["progress_retryable"] += 1
+                else:
+                    counts["progress_unsure"] += 1  # maybe applied: read back before resending
+    with ctx.engine.begin() as conn:
+        repo.outbox_settle(conn, confirmed_keys, "confirmed")
+        for key, err in failed_keys.items():
+            repo.outbox_settle(conn, [key], "failed", error=err)
+        if failures:
+            repo.mark_publish_failed(
+                conn, [{"source_id": sid, "dossier_code": c, "error": e} for c, e in sorted(failures.items())]
+            )
+        repo.clear_publish_failures(conn, sid, sorted(succeeded - set(failures)))
+    if failures:
+        log.warning(
+            "publish %s: %d dossiers with failed or unsure sends (retried next run)", sid, len(failures)
+        )
+    for k in (
+        "dossiers_sent",
+        "dossiers_retryable",
+        "dossiers_unsure",
+        "progress_sent",
+        "progress_found_applied",
+        "progress_retryable",
+        "progress_unsure",
+    ):
+        counts.setdefault(k, 0)
+    return {**counts, "failed_dossiers": len(failures)}
+
+
+# ---- 3. verify -------------------------------------------------------------------------------------
+
+
+def _sample(codes: Sequence[str], n: int, salt: str) -> list[str]:
+    """All codes when they fit, else ``n`` of them chosen by a hash salted with the run id (a
+    different sample each run, reproducible for a given run)."""
+    if len(codes) <= n:
+        return list(codes)
+
+    def rank(c: str) -> str:
+        return hashlib.sha256(f"{salt}\x1f{c}".encode()).hexdigest()
+
+    return sorted(sorted(codes, key=rank)[:n])
+
+
+def _same(held: Any, sent: Mapping[str, Any] | None) -> bool:
+    return isinstance(held, Mapping) and sent is not None and identity(held) == identity(sent)
+
+
+def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
+    """Read back publishable dossiers from the portal and compare them with what was published;
+    write indicator 1.4 and return the counts (module docstring, step 3)."""
+    from connectors.http import ConnectorError
+    from connectors.portal import to_portal_payload
+    from tthc.warehouse import repo
+
+    sid = ctx.source.source_id
+    n = ctx.settings.verify_sample
+    with ctx.engine.begin() as conn:
+        dstates = repo.dossier_states(conn, sid)
+        held_back = repo.held_codes(conn, sid)
+        publishable = sorted(
+            c for c, st in dstates.items() if st.quality_status in PUBLISHABLE and c not in held_back
+        )
+        chosen = _sample(publishable, n, ctx.run_id) if n > 0 else []
+        pstates = repo.publish_states(conn, sid, chosen)
+        dossiers = {d.dossier_code: d for d in repo.load_dossiers(conn, sid, chosen)}
+        messages = repo.outbox_items(conn, sid, codes=chosen, statuses=("confirmed",))
+    out: dict[str, Any] = {
+        "verify_publishable": len(publishable),
+        "verify_checked": 0,
+        "verify_in_sync": 0,
+        "mismatches": 0,
+        "verify_missing": 0,
+        "verify_not_published": 0,
+        "verify_unverified": 0,
+        "progress_missing": 0,
+        "progress_duplicates": 0,
+        "sync_rate": None,
     }
+    if not chosen:
+        return out
+    own = client is None
+    portal: Any = client if client is not None else _LazyClient(ctx)
+
+    last_payload: dict[str, dict[str, Any]] = {}
+    entries: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in messages:
+        code = m["dossier_code"]
+        if m["kind"] == "progress":
+            entries[code].append(m)
+        elif m["dossier_version"] == (pstates.get(code) or {}).get("published_version"):
+            last_payload[code] = m["payload"]
+
+    in_sync: set[str] = set()
+    reset: dict[str, bool] = {}  # code → the portal does not hold it at all
+    rearm: list[str] = []
+    try:
+        failed_in_a_row = 0
+        for n_done, code in enumerate(chosen):
+            if failed_in_a_row >= MAX_LOOKUP_FAILURES_IN_A_ROW:  # the portal is down: stop asking
+                out["verify_unverified"] += len(chosen) - n_done
+                log.warning(
+                    "verify %s: %d look-ups failed in a row; the rest is left unverified",
+                    sid,
+                    failed_in_a_row,
+                )
+                break
+            st = pstates.get(code)
+            if st is None or st["published_hash"] is None:
+                out["verify_not_published"] += 1
+                continue
+            current = st["published_hash"] == dstates[code].content_hash
+            expected = last_payload.get(code)
+            if expected is None and current:
+                expected = to_portal_payload(dossiers[code])  # published before messages were kept
+            try:
+                found = portal.lookup(code)
+            except ConnectorError as exc:
+                out["verify_unverified"] += 1
+                failed_in_a_row += 1
+                log.info("verify %s: look-up failed (%s)", sid, type(exc).__name__)
+                continue
+            failed_in_a_row = 0
+            out["verify_checked"] += 1
+            if found is None:
+                out["mismatches"] += 1
+                out["verify_missing"] += 1
+                reset[code] = True
+                rearm.extend(m["outbox_key"] for m in entries.get(code, []))
+                continue
+            if expected is None:
+                out["verify_unverified"] += 1
+            elif not _same(found.get("HoSo"), expected):
+                out["mismatches"] += 1
+                reset[code] = False
+            elif current:
+                in_sync.add(code)
+            shown = Counter(identity(e) for e in found.get("TienDo") or [] if isinstance(e, Mapping))
+            for m in entries.get(code, []):
+                k = shown[identity(m["payload"])]
+                if k == 0:
+                    out["progress_missing"] += 1
+                    rearm.append(m["outbox_key"])
+                elif k > 1:
+                    out["progress_duplicates"] += 1
+    finally:
+        if own:
+            portal.close()
+
+    out["verify_in_sync"] = len(in_sync)
+    with ctx.engine.begin() as conn:
+        for missing in (True, False):
+            codes = [c for c, m in reset.items() if m == missing]
+            if codes:
+                what = "not on the portal" if missing else "portal content differs from the last publication"
+                repo.reset_published(conn, sid, codes, error=f"verify: {what}", missing=missing)
+        # maybe lost on the portal: read back, then send what is missing
+        repo.outbox_settle(conn, rearm, "sent", error="verify: not shown by the portal")
+        if out["verify_checked"] or not out["verify_unverified"]:  # else the portal never answered: unknown
+            repo.save_indicators(
+                conn, _indicator_rows(conn, ctx, publishable, chosen, in_sync, dossiers, out)
+            )
+    if out["mismatches"] or out["progress_missing"] or out["progress_duplicates"]:
+        log.warning(
+            "verify %s: %d dossiers differ on the portal (%d missing); progress: %d missing, %d twice",
+            sid,
+            out["mismatches"],
+            out["verify_missing"],
+            out["progress_missing"],
+            out["progress_duplicates"],
+        )
+    return out
+
+
+def _indicator_rows(
+    conn: Any,
+    ctx: StageContext,
+    publishable: Sequence[str],
+    chosen: Sequence[str],
+    in_sync: set[str],
+    dossiers: Mapping[str, Any],
+    out: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """1.4 per source and agency. With a sample, the numerator is the sample's share scaled to the
+    publishable dossiers (an estimate); the denominator is always the publishable count."""
+    sid = ctx.source.source_id
+    agency_of = _agencies(conn, sid, publishable, dossiers)
+    groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # publishable, checked, ok
+    chosen_set = set(chosen)
+    for c in publishable:
+        for key in (("source", sid), ("agency", agency_of.get(c) or "")):
+            if not key[1]:
+                continue
+            g = groups[key]
+            g[0] += 1
+            if c in chosen_set:
+                g[1] += 1
+                g[2] += c in in_sync
+    rows = []
+    for (scope, code), (total, checked, ok) in sorted(groups.items()):
+        if not checked:
+            continue
+        num = ok if checked == total else ok * total / checked
+        rows.append(
+            {
+                "period_type": "run",
+                "period_start": ctx.window_end.date(),
+                "scope": scope,
+                "scope_code": code,
+                "indicator_id": INDICATOR_ID,
+                "numerator": num,
+                "denominator": total,
+                "run_id": ctx.run_id,
+            }
+        )
+        if scope == "source":
+            out["sync_rate"] = round(num / total, 4) if total else None
+    return rows
+
+
+def _agencies(conn: Any, sid: str, codes: Iterable[str], known: Mapping[str, Any]) -> dict[str, str | None]:
+    """Agency code per dossier (the sample is loaded already; the rest only when sampling)."""
+    import sqlalchemy as sa
+
+    from tthc.warehouse import schema
+
+    out: dict[str, str | None] = {c: d.agency_code for c, d in known.items()}
+    rest = {c for c in codes if c not in out}
+    if not rest:
+        return out
+    t = schema.dossiers
+    q = sa.select(t.c.dossier_code, t.c.agency_code).where(t.c.source_id == sid)
+    if len(rest) <= 5000:  # a few: by code; many: one pass over the source
+        chunks = sorted(rest)
+        for k in range(0, len(chunks), 500):
+            out.update(dict(conn.execute(q.where(t.c.dossier_code.in_(chunks[k : k + 500]))).all()))
+    else:
+        out.update({c: a for c, a in conn.execute(q).all() if c in rest})
+    return out

@@ -76,6 +76,13 @@ Publishing
     ``outbox_pending(bind, source_id=None, *, kinds=None, statuses=("pending", "failed"),
     max_attempts=None, limit=None) -> list[dict]``
     ``outbox_mark(bind, keys, status, *, error=None, now=None) -> int``
+    Helpers of the publish stage (tthc.pipeline.publish): ``load_histories(bind, source_id,
+    codes=None) -> dict[code, list[dict]]``, ``outbox_items(bind, source_id, *, codes, kinds,
+    statuses)``, ``outbox_settle(bind, keys, status, *, error=None)`` (no attempt counted),
+    ``outbox_requeue(bind, {key: dossier_version})`` (re-arm confirmed messages),
+    ``outbox_discard(bind, keys)``, ``set_published_versions(bind, source_id, {code: (version,
+    payload_hash)})``, ``clear_publish_failures(bind, source_id, codes)``,
+    ``reset_published(bind, source_id, codes, *, error, missing=False)``.
 
 Indicators
     ``save_indicators(bind, rows, *, now=None) -> int`` (upsert on period, scope, indicator;
@@ -131,6 +138,7 @@ __all__ = [
     "cache_purge",
     "cache_put",
     "changed_since",
+    "clear_publish_failures",
     "dossier_states",
     "finish_stage",
     "get_watermark",
@@ -138,25 +146,32 @@ __all__ = [
     "hold",
     "issues_by_rule",
     "load_dossiers",
+    "load_histories",
     "load_history",
     "load_indicators",
     "load_matches",
     "mark_publish_failed",
     "mark_published",
+    "outbox_discard",
+    "outbox_items",
     "outbox_key",
     "outbox_mark",
     "outbox_pending",
     "outbox_put",
+    "outbox_requeue",
+    "outbox_settle",
     "publish_candidates",
     "publish_states",
     "quality_by_agency",
     "quarantine_entries",
     "record_raw",
     "release",
+    "reset_published",
     "run_summary",
     "save_indicators",
     "save_matches",
     "save_validation",
+    "set_published_versions",
     "set_quality_status",
     "set_watermark",
     "start_stage",
@@ -1129,7 +1144,8 @@ def outbox_key(source_id: str, dossier_code: str, kind: str, content_hash: str) 
 
 
 def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
-    """Queue messages (``source_id, dossier_code, kind, content_hash, payload``); returns new ones."""
+    """Queue messages (``source_id, dossier_code, kind, content_hash, payload[, dossier_version,
+    outbox_key]``); returns new ones."""
     now = now or vn_now()
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -1147,6 +1163,7 @@ def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime |
             "last_error": None,
             "created_at": now,
             "updated_at": now,
+            "dossier_version": r.get("dossier_version"),
         }
     if not out:
         return 0
@@ -1207,6 +1224,184 @@ def outbox_mark(
     with _tx(bind) as conn:
         for chunk in _chunks(list(dict.fromkeys(keys)), IN_CHUNK):
             n += conn.execute(sa.update(o).where(o.c.outbox_key.in_(chunk)).values(**values)).rowcount
+    return n
+
+
+# ---- publishing: outbox and publish-state helpers of tthc.pipeline.publish ---------------------------
+
+
+def load_histories(
+    bind: Bind, source_id: str, codes: Iterable[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`load_history` for many dossiers at once: ``{code: [version rows, oldest first]}``."""
+    h = s.dossier_history
+    q = sa.select(h).where(h.c.source_id == source_id)
+    out: dict[str, list[dict[str, Any]]] = {}
+    with _tx(bind) as conn:
+        for m in _in_chunks(conn, q, h.c.dossier_code, codes):
+            payload = dict(m["payload"])
+            payload["updated_at"] = m["updated_at"]
+            row = {k: m[k] for k in ("version", "content_hash", "updated_at", "run_id", "loaded_at")}
+            row["dossier"] = Dossier.from_dict(payload)
+            out.setdefault(m["dossier_code"], []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: r["version"])
+    return out
+
+
+def outbox_items(
+    bind: Bind,
+    source_id: str,
+    *,
+    codes: Iterable[str] | None = None,
+    kinds: Iterable[str] | None = None,
+    statuses: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox messages of a source (optionally of some dossiers, kinds, statuses), oldest first."""
+    o = s.publish_outbox
+    q = sa.select(o).where(o.c.source_id == source_id)
+    if kinds is not None:
+        q = q.where(o.c.kind.in_(list(kinds)))
+    if statuses is not None:
+        q = q.where(o.c.status.in_(list(statuses)))
+    with _tx(bind) as conn:
+        rows = [dict(m) for m in _in_chunks(conn, q, o.c.dossier_code, codes)]
+    rows.sort(key=lambda r: (r["created_at"], r["outbox_key"]))
+    return rows
+
+
+def outbox_settle(
+    bind: Bind,
+    keys: Iterable[str],
+    status: str,
+    *,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Set the status of messages *without* counting a delivery attempt (the attempt was counted
+    when they were claimed with ``outbox_mark(..., "sent")``); ``error`` (scrubbed) is kept for
+    'failed' and 'sent', cleared for 'confirmed'."""
+    _check(status, s.OUTBOX_STATUSES, "outbox status")
+    now = now or vn_now()
+    o = s.publish_outbox
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if status == "confirmed":
+        values["last_error"] = None
+    elif error is not None:
+        values["last_error"] = _clean_text(error)
+    n = 0
+    with _tx(bind) as conn:
+        for chunk in _chunks(list(dict.fromkeys(keys)), IN_CHUNK):
+            n += conn.execute(sa.update(o).where(o.c.outbox_key.in_(chunk)).values(**values)).rowcount
+    return n
+
+
+def outbox_requeue(bind: Bind, versions: Mapping[str, int | None], *, now: datetime | None = None) -> int:
+    """For existing messages (``{outbox_key: dossier_version}``): record the dossier version they now
+    stand for, and put a 'confirmed' one back to 'pending' (the same content must be sent again:
+    the portal was found to differ, or the dossier came back to content published earlier).
+    Returns how many confirmed messages were re-armed."""
+    now = now or vn_now()
+    o = s.publish_outbox
+    n = 0
+    with _tx(bind) as conn:
+        for key, version in versions.items():
+            n += conn.execute(
+                sa.update(o)
+                .where(o.c.outbox_key == key, o.c.status == "confirmed")
+                .values(status="pending", dossier_version=version, updated_at=now)
+            ).rowcount
+            conn.execute(
+                sa.update(o)
+                .where(o.c.outbox_key == key, o.c.status != "confirmed")
+                .values(dossier_version=version)
+            )
+    return n
+
+
+def outbox_discard(bind: Bind, keys: Iterable[str]) -> int:
+    """Delete messages that must not be sent any more (superseded by a newer version of the same
+    dossier, or the dossier is no longer publishable)."""
+    o = s.publish_outbox
+    n = 0
+    with _tx(bind) as conn:
+        for chunk in _chunks(list(dict.fromkeys(keys)), IN_CHUNK):
+            n += conn.execute(sa.delete(o).where(o.c.outbox_key.in_(chunk))).rowcount
+    return n
+
+
+def set_published_versions(
+    bind: Bind, source_id: str, versions: Mapping[str, tuple[int | None, str | None]]
+) -> int:
+    """Record which version (and payload hash) of each dossier the portal holds:
+    ``{code: (published_version, payload_hash)}``. The rows must exist (``mark_published``)."""
+    p = s.publish_state
+    stmt = (
+        sa.update(p)
+        .where(p.c.source_id == source_id, p.c.dossier_code == sa.bindparam("k_code"))
+        .values(published_version=sa.bindparam("k_version"), payload_hash=sa.bindparam("k_payload"))
+    )
+    rows = [{"k_code": c, "k_version": v, "k_payload": h} for c, (v, h) in versions.items()]
+    if not rows:
+        return 0
+    with _tx(bind) as conn:
+        for chunk in _chunks(rows, WRITE_CHUNK):
+            conn.execute(stmt, list(chunk))
+    return len(rows)
+
+
+def clear_publish_failures(
+    bind: Bind, source_id: str, codes: Iterable[str], *, now: datetime | None = None
+) -> int:
+    """Dossiers whose failing part (e.g. a progress entry) went through: 'failed' → 'published'
+    with the failure counter reset, for dossiers the portal holds (``published_hash`` kept)."""
+    now = now or vn_now()
+    p = s.publish_state
+    n = 0
+    with _tx(bind) as conn:
+        for chunk in _chunks(list(dict.fromkeys(codes)), IN_CHUNK):
+            n += conn.execute(
+                sa.update(p)
+                .where(
+                    p.c.source_id == source_id,
+                    p.c.dossier_code.in_(chunk),
+                    p.c.status == "failed",
+                    p.c.published_hash.is_not(None),
+                )
+                .values(status="published", attempts=0, last_error=None, last_attempt_at=now)
+            ).rowcount
+    return n
+
+
+def reset_published(
+    bind: Bind,
+    source_id: str,
+    codes: Iterable[str],
+    *,
+    error: str,
+    missing: bool = False,
+    now: datetime | None = None,
+) -> int:
+    """The portal does not hold what we last published (read-back): forget the published hash so
+    the dossier is sent again (status 'pending', ``error`` kept). ``missing``: the portal does not
+    hold the dossier at all, so the published version is forgotten too."""
+    now = now or vn_now()
+    p = s.publish_state
+    values: dict[str, Any] = {
+        "published_hash": None,
+        "payload_hash": None,
+        "status": "pending",
+        "last_error": _clean_text(error),
+        "last_attempt_at": now,
+    }
+    if missing:
+        values["published_version"] = None
+    n = 0
+    with _tx(bind) as conn:
+        for chunk in _chunks(list(dict.fromkeys(codes)), IN_CHUNK):
+            n += conn.execute(
+                sa.update(p).where(p.c.source_id == source_id, p.c.dossier_code.in_(chunk)).values(**values)
+            ).rowcount
     return n
 
 

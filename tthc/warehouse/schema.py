@@ -334,6 +334,9 @@ publish_state = sa.Table(
     sa.Column("last_error", sa.Text()),
     sa.Column("last_attempt_at", sa.DateTime()),
     sa.Column("status", STATUS, nullable=False),
+    # 0005: the version of the dossier the portal holds, and the hash of the payload sent for it
+    sa.Column("published_version", sa.Integer()),
+    sa.Column("payload_hash", HASH),
     _check_in("status", PUBLISH_STATUSES, "status"),
 )
 sa.Index(None, publish_state.c.status)
@@ -352,6 +355,7 @@ publish_outbox = sa.Table(
     sa.Column("last_error", sa.Text()),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("dossier_version", sa.Integer()),  # 0005: the dossier version the message derives from
     _check_in("kind", OUTBOX_KINDS, "kind"),
     _check_in("status", OUTBOX_STATUSES, "status"),
 )
@@ -388,5 +392,89 @@ indicators = sa.Table(
     _check_in("scope", SCOPES, "scope"),
 )
 
+#: Per-dossier outcomes of the period tables (tthc.kpi): ``excluded`` = never received (status 1 / 3 /
+#: unknown), ``unjudged`` = received but no due date / no end time; the rest are tthc.ontime outcomes.
+OUTCOME_PERIOD_TYPES = ("day", "month", "quarter", "year")
+STORED_OUTCOMES = (
+    "early",
+    "on_time",
+    "overdue",
+    "open_in_time",
+    "open_overdue",
+    "withdrawn",
+    "unjudged",
+    "excluded",
+)
+
+# The on-time outcome of every dossier received in a day / month / quarter / year, judged at the
+# end of ``period_end`` (the period's last day, or the day it was computed for a running period)
+# with the working-day calendar. Codes only: the SQL in sql/indicators_aggregate.sql joins it with
+# the dossiers for everything else. Rewritten whole per period (and province) by tthc.kpi.
+dossier_outcomes = sa.Table(
+    "dossier_outcomes",
+    metadata,
+    sa.Column("period_type", STATUS, primary_key=True),
+    sa.Column("period_start", sa.Date(), primary_key=True),
+    sa.Column("source_id", SOURCE, primary_key=True),
+    sa.Column("dossier_code", CODE, primary_key=True),
+    sa.Column("period_end", sa.Date(), nullable=False),
+    sa.Column("agency_code", CODE),
+    sa.Column("province_code", CODE, nullable=False),
+    sa.Column("received_at", sa.DateTime()),
+    sa.Column("outcome", STATUS, nullable=False),
+    sa.Column("reason", sa.String(32)),
+    sa.Column("run_id", RUN_ID),
+    sa.Column("computed_at", sa.DateTime(), nullable=False),
+    _check_in("period_type", OUTCOME_PERIOD_TYPES, "period_type"),
+    _check_in("outcome", STORED_OUTCOMES, "outcome"),
+)
+sa.Index(
+    None, dossier_outcomes.c.period_type, dossier_outcomes.c.period_start, dossier_outcomes.c.province_code
+)
+
+#: Kinds of e-mail tthc.notify records (checked in Python, not by a constraint: new kinds need no
+#: migration).
+NOTIFICATION_KINDS = ("agency_quality", "engineer_digest", "late_alert")
+
+# One row per e-mail the pipeline decided to send: the key makes sending idempotent per (run,
+# source, agency, kind), so a retried task never mails twice. ``source_id`` / ``agency_code`` are
+# "*" for mails spanning sources or agencies. ``sent_at`` is NULL while a send is claimed but not
+# confirmed (a crash in between is re-sent with the same Message-ID). Recipients are kept as a
+# hash only; nothing here says what the mail contained.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("source_id", SOURCE, nullable=False),
+    sa.Column("agency_code", CODE, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("recipients_hash", HASH, nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False),
+    sa.Column("sent_at", sa.DateTime()),
+    sa.UniqueConstraint("run_id", "source_id", "agency_code", "kind", name="uq_notifications_key"),
+)
+sa.Index(None, notifications.c.sent_at)
+
+# ---- file drop ---------------------------------------------------------------------------------
+#: Every file-drop file the pipeline has decided about: loaded or rejected (with its reason). A
+#: re-exported file (same name, new content) is a new row; the same content is never read twice.
+file_manifest = sa.Table(
+    "file_manifest",
+    metadata,
+    sa.Column("source_id", sa.String(64), primary_key=True),
+    sa.Column("file_name", sa.String(512), primary_key=True),
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("status", STATUS, nullable=False),
+    sa.Column("reason", sa.Text()),
+    sa.Column("rows", sa.Integer()),
+    sa.Column("encoding", sa.String(32)),
+    sa.Column("run_id", RUN_ID),
+    sa.Column("processed_at", sa.DateTime(), nullable=False),
+    _check_in("status", ("loaded", "rejected"), "status"),
+)
+
+
 #: Every table in creation order (handy for tests and maintenance scripts).
 TABLES = tuple(metadata.sorted_tables)
+
