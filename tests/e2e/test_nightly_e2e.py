@@ -97,6 +97,18 @@ def test_first_night_matches_ground_truth(env):
     for code, entry in portal["dossiers"].items():
         assert int(entry["record"]["TrangThaiHoSo"]) == by_code[code].dossier.status
 
+    # the run's sync rate (1.4) is the publish stage's read-back of the portal, not overwritten later
+    verified = json.loads(st["publish"]["details"])["sync_rate"]
+    with env["engine"].connect() as c:
+        stored = c.execute(
+            sa.text(
+                "SELECT value FROM indicators WHERE period_type = 'run' AND scope = 'source'"
+                " AND scope_code = :s AND indicator_id = '1.4_sync_rate'"
+            ),
+            {"s": SOURCE},
+        ).scalar_one()
+    assert stored == verified == 1.0
+
 
 def test_match_classes_equal_ground_truth(env):
     with env["engine"].connect() as c:

@@ -101,3 +101,28 @@ def test_quarantined_then_released_when_source_corrects(planted):
     assert match in ("matched", "matched_normalised")
     held = requests.get(portal, timeout=10).json()["dossiers"][code]["record"]
     assert held["MaHoSo"] == code
+
+
+def test_indicators_stage_keeps_the_verified_sync_rate(planted):
+    """The run's 1.4 figure is the publish stage's read-back; the indicators stage must not replace it."""
+    from tthc.warehouse import repo
+
+    world, engine, _sb, _code = planted
+    night(world, "n1")
+    row = {
+        "period_type": "run",
+        "period_start": world.now.date(),
+        "scope": "source",
+        "scope_code": SOURCE,
+        "indicator_id": "1.4_sync_rate",
+        "numerator": 1,
+        "denominator": 2,
+        "run_id": "n1",
+    }
+    repo.save_indicators(engine, [row])  # as if the read-back had found half the portal out of sync
+    run_stage("indicators", SOURCE, run_id="n1", window_end=world.now)
+    (got,) = [
+        r["value"]
+        for r in repo.load_indicators(engine, period_type="run", scope="source", indicator_id="1.4_sync_rate")
+    ]
+    assert got == 0.5

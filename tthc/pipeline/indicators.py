@@ -13,6 +13,7 @@ from typing import Any
 from tthc.pipeline.context import StageContext
 
 SAME_PERSON = ("matched", "matched_normalised")
+SYNC_RATE = "1.4_sync_rate"
 
 
 def indicators(ctx: StageContext) -> dict[str, Any]:
@@ -38,6 +39,8 @@ def indicators(ctx: StageContext) -> dict[str, Any]:
     for ptype, (start, stop) in periods.items():
         rows = compute_indicators(usable, start, stop, synced_keys=synced, verified_keys=verified)
         for r in rows:
+            if ptype == "run" and r["indicator_id"] == SYNC_RATE:
+                continue  # the run's sync rate is the publish stage's read-back of the portal (verify)
             scope, code = ("source", sid) if r["scope"] == "total" else (r["scope"], r["scope_code"])
             out.append(
                 {

@@ -477,4 +477,3 @@ file_manifest = sa.Table(
 
 #: Every table in creation order (handy for tests and maintenance scripts).
 TABLES = tuple(metadata.sorted_tables)
-

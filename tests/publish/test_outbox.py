@@ -1,0 +1,523 @@
+"""The publish stage at warehouse level, against a scripted fake portal (no HTTP).
+
+The fake behaves like the portal where it matters: create / "-3" / update of dossiers, progress
+entries appended as received (duplicates kept), ``TraCuuHoSo``. Scripts make a call fail before it
+is processed (``retryable``), or apply it and lose the answer (``ambiguous``), per dossier code.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.portal import PublishResult, progress_identity, to_portal_payload
+from tthc.model import Dossier
+from tthc.pipeline.context import StageContext
+from tthc.pipeline.publish import payload_hash, publish, queue
+from tthc.registry import SourceConfig, cached_registry
+from tthc.settings import Settings
+from tthc.warehouse import db, repo
+from tthc.warehouse import schema as s
+
+SID = "igate_test"
+AG1, AG2 = "000.00.12.H40", "000.05.21.H40"
+T0 = datetime(2026, 10, 5, 8, 0)
+
+
+# ---- fixtures ------------------------------------------------------------------------------------
+
+
+def _pg_url() -> str | None:
+    host = os.environ.get("TTHC_TEST_PG_HOST", "127.0.0.1")
+    user = os.environ.get("TTHC_TEST_PG_USER", "postgres")
+    admin = sa.create_engine(
+        f"postgresql+psycopg://{user}@{host}:5432/postgres",
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+        connect_args={"connect_timeout": 3},
+    )
+    try:
+        with admin.connect() as c:
+            name = f"tthc_pub_{uuid.uuid4().hex[:10]}"
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError:
+        return None
+    finally:
+        admin.dispose()
+    return f"postgresql+psycopg://{user}@{host}:5432/{name}"
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    """One migrated PostgreSQL database for this module (emptied before each test)."""
+    url = _pg_url()
+    if url is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("PostgreSQL not reachable (CI=true: PostgreSQL tests must run)")
+        pytest.skip("PostgreSQL not reachable")
+    db.migrate(url)
+    yield url
+    db.dispose_engine(url)
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'wh.db'}"
+        yield db.migrate(url)
+        db.dispose_engine(url)
+        return
+    eng = db.get_engine(request.getfixturevalue("pg_url"))
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(t.name for t in s.TABLES)} RESTART IDENTITY CASCADE")
+    yield eng
+
+
+class Night:
+    """The warehouse side of successive runs: load versions, validate, publish."""
+
+    def __init__(self, engine: sa.Engine, **settings: Any) -> None:
+        self.engine = engine
+        self.n = 0
+        self.settings = Settings(**{"portal_failure_report_after": 3, **settings})
+        self.source = SourceConfig(
+            source_id=SID, agency_code=AG1, agency_name="Sở Tư pháp", level="department",
+            dialect="igate", conn_id="tthc_unused",
+        )  # fmt: skip
+
+    def load(self, dossiers: list[Dossier], quarantined: set[str] = frozenset()) -> None:
+        self.n += 1
+        repo.upsert_dossiers(self.engine, dossiers, self.run_id, now=T0 + timedelta(days=self.n))
+        statuses = {
+            d.dossier_code: ("quarantined" if d.dossier_code in quarantined else "valid") for d in dossiers
+        }
+        repo.set_quality_status(self.engine, SID, statuses)
+
+    @property
+    def run_id(self) -> str:
+        return f"run{self.n}"
+
+    def ctx(self) -> StageContext:
+        return StageContext(
+            source=self.source,
+            registry=cached_registry(),
+            run_id=self.run_id,
+            window_end=T0 + timedelta(days=self.n),
+            engine=self.engine,
+            settings=self.settings,
+        )
+
+    def publish(self, portal: FakePortal) -> dict[str, Any]:
+        return publish(self.ctx(), client=portal)
+
+
+def dossier(code: str, status: int = 2, hours: float = 0, agency: str = AG1, **kw: Any) -> Dossier:
+    base = {
+        "source_id": SID,
+        "dossier_code": code,
+        "agency_code": agency,
+        "procedure_code": "1.001234",
+        "received_at": T0,
+        "updated_at": T0 + timedelta(hours=hours),
+        "status": status,
+        "agency_name": "Sở Tư pháp",
+        "procedure_name": "Đăng ký khai sinh",
+        "applicant_name": "Nguyễn Thị Thuý",
+        "applicant_id_number": "036185000123",
+        "applicant_id_type": 1,
+        "due_at": T0 + timedelta(days=3),
+    }
+    base.update(kw)
+    return Dossier(**base)
+
+
+def advance(d: Dossier, status: int, hours: float) -> Dossier:
+    return replace(d, status=status, updated_at=T0 + timedelta(hours=hours))
+
+
+# ---- the fake portal -------------------------------------------------------------------------------
+
+
+class FakePortal:
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.progress: dict[str, list[dict[str, Any]]] = {}
+        self.fail: dict[str, str] = {}  # code → "retryable" | "ambiguous" (dossier sends)
+        self.fail_progress: dict[str, str] = {}  # code → same, for progress entries
+        self.calls: Counter[str] = Counter()
+        self.check_first_codes: list[str] = []
+
+    def publish(self, payloads, *, madonvi=None):
+        self.calls["publish"] += 1
+        out = []
+        for p in payloads:
+            code = p["MaHoSo"]
+            mode = self.fail.get(code)
+            if mode == "retryable":
+                out.append(PublishResult(code, False, error_code="TransientError", retryable=True))
+                continue
+            existed = code in self.records
+            self.records[code] = dict(p)
+            if mode == "ambiguous":
+                out.append(PublishResult(code, False, error_code="ambiguous", ambiguous=True))
+            else:
+                out.append(PublishResult(code, True, "updated" if existed else "created"))
+        return out
+
+    def push_progress(self, entries, *, madonvi, check_first=False):
+        self.calls["push_progress"] += 1
+        out = []
+        for e in entries:
+            code = e["MaHoSo"]
+            if check_first:
+                self.check_first_codes.append(code)
+                if any(progress_identity(x) == progress_identity(e) for x in self.progress.get(code, [])):
+                    out.append(PublishResult(code, True, "verified"))
+                    continue
+            mode = self.fail_progress.get(code)
+            if mode == "retryable":
+                out.append(PublishResult(code, False, error_code="TransientError", retryable=True))
+                continue
+            if code not in self.records:
+                out.append(PublishResult(code, False, error_code="-4", message="Hồ sơ không tồn tại"))
+                continue
+            self.progress.setdefault(code, []).append(dict(e))
+            if mode == "ambiguous":
+                out.append(PublishResult(code, False, error_code="ambiguous", ambiguous=True))
+            else:
+                out.append(PublishResult(code, True, "appended"))
+        return out
+
+    def lookup(self, code):
+        self.calls["lookup"] += 1
+        if code not in self.records:
+            return None
+        return {"HoSo": dict(self.records[code]), "TienDo": [dict(x) for x in self.progress.get(code, [])]}
+
+    def counts(self, code: str) -> Counter[str]:
+        return Counter(progress_identity(x) for x in self.progress.get(code, []))
+
+
+def outbox(engine: sa.Engine) -> list[dict[str, Any]]:
+    with engine.connect() as c:
+        return [dict(r) for r in c.execute(sa.select(s.publish_outbox)).mappings()]
+
+
+def states(engine: sa.Engine) -> dict[str, dict[str, Any]]:
+    return repo.publish_states(engine, SID)
+
+
+# ---- tests -----------------------------------------------------------------------------------------
+
+
+def test_keys_are_deterministic_and_each_message_is_queued_once(engine):
+    night = Night(engine)
+    a = dossier("A-1")
+    night.load([a, dossier("B-1", agency=AG2)])
+    first = queue(night.ctx())
+    assert first == {"candidates": 2, "dossiers_queued": 2, "progress_queued": 2, "unchanged_payload": 0}
+    again = queue(night.ctx())  # a retried task, or the same run twice
+    assert again["dossiers_queued"] == 0 and again["progress_queued"] == 0
+    rows = outbox(engine)
+    assert len(rows) == 4
+    key = repo.outbox_key(SID, "A-1", "dossier", payload_hash(to_portal_payload(a)))
+    row = next(r for r in rows if r["outbox_key"] == key)
+    assert row["payload"] == to_portal_payload(a) and row["dossier_version"] == 1
+    prog = next(r for r in rows if r["kind"] == "progress" and r["dossier_code"] == "A-1")
+    assert prog["outbox_key"] == repo.outbox_key(SID, "A-1", "progress", "A-1|v1|s2")
+    assert prog["payload"]["NoiDungXuLy"] == "Tiếp nhận hồ sơ"
+
+
+def test_publishes_once_then_only_changes(engine):
+    night, portal = Night(engine), FakePortal()
+    a, b = dossier("A-1"), dossier("B-1", agency=AG2)
+    night.load([a, b])
+    counts = night.publish(portal)
+    assert counts["published"] == 2 and counts["progress_sent"] == 2 and counts["errors"] == 0
+    assert set(portal.records) == {"A-1", "B-1"}
+    assert {r["status"] for r in outbox(engine)} == {"confirmed"}
+    st = states(engine)["A-1"]
+    assert (st["status"], st["published_version"], st["attempts"]) == ("published", 1, 0)
+    assert st["payload_hash"] == payload_hash(to_portal_payload(a))
+
+    calls = portal.calls.copy()
+    night.load([a, b])  # nothing changed
+    counts = night.publish(portal)
+    assert counts["published"] == 0 and counts["progress_sent"] == 0
+    assert (
+        portal.calls["publish"] == calls["publish"]
+        and portal.calls["push_progress"] == calls["push_progress"]
+    )
+
+    night.load([advance(a, 4, 3), b])  # A moves on
+    counts = night.publish(portal)
+    assert counts["published"] == 1 and counts["progress_sent"] == 1
+    assert portal.records["A-1"]["TrangThaiHoSo"] == 4
+    assert [e["TrangThai"] for e in portal.progress["A-1"]] == [2, 4]
+    assert states(engine)["A-1"]["published_version"] == 2
+
+
+def test_a_change_outside_the_payload_is_not_sent(engine):
+    night, portal = Night(engine), FakePortal()
+    a = dossier("A-1")
+    night.load([a])
+    night.publish(portal)
+    night.load([replace(a, applicant_phone="0912000111", updated_at=a.updated_at + timedelta(hours=1))])
+    calls = portal.calls["publish"]
+    counts = night.publish(portal)
+    assert counts["unchanged_payload"] == 1 and counts["published"] == 1
+    assert portal.calls["publish"] == calls
+    st = states(engine)["A-1"]
+    assert (
+        st["published_version"] == 2
+        and st["published_hash"] == repo.dossier_states(engine, SID)["A-1"].content_hash
+    )
+
+
+def test_quarantined_dossiers_are_never_sent(engine):
+    night, portal = Night(engine), FakePortal()
+    night.load([dossier("A-1"), dossier("Q-1")], quarantined={"Q-1"})
+    night.publish(portal)
+    assert set(portal.records) == {"A-1"}
+    assert "Q-1" not in portal.progress
+
+
+def test_failure_is_retried_next_run_and_repeated_failures_are_reported(engine):
+    night, portal = Night(engine), FakePortal()
+    a, b = dossier("A-1"), dossier("B-1")
+    portal.fail["B-1"] = "retryable"
+    for n in range(1, 4):
+        night.load([a, b])
+        counts = night.publish(portal)
+        assert counts["errors"] == 1 and counts["dossiers_retryable"] == 1
+        st = states(engine)["B-1"]
+        assert (st["status"], st["attempts"]) == ("failed", n)
+        assert "B-1" not in portal.progress  # its progress waits for the dossier
+        assert counts["failing_codes"] == (["B-1"] if n >= 3 else [])
+        assert counts["failing_repeatedly"] == (1 if n >= 3 else 0)
+    msg = next(r for r in outbox(engine) if r["dossier_code"] == "B-1" and r["kind"] == "dossier")
+    assert (msg["status"], msg["attempts"]) == ("failed", 3)
+
+    del portal.fail["B-1"]
+    night.load([a, b])
+    counts = night.publish(portal)
+    assert counts["published"] == 1 and counts["progress_sent"] == 1 and counts["failing_repeatedly"] == 0
+    st = states(engine)["B-1"]
+    assert (st["status"], st["attempts"], st["last_error"]) == ("published", 0, None)
+    assert portal.records["B-1"]["MaHoSo"] == "B-1" and len(portal.progress["B-1"]) == 1
+
+
+def test_an_ambiguous_progress_send_is_read_back_and_never_duplicated(engine):
+    night, portal = Night(engine), FakePortal()
+    a = dossier("A-1")
+    portal.fail_progress["A-1"] = "ambiguous"  # applied, answer lost
+    night.load([a])
+    counts = night.publish(portal)
+    assert counts["progress_unsure"] == 1
+    msg = next(r for r in outbox(engine) if r["kind"] == "progress")
+    assert msg["status"] == "sent"
+    assert states(engine)["A-1"]["status"] == "failed"
+
+    del portal.fail_progress["A-1"]
+    counts = night.publish(portal)  # next run: read back first, found applied, not resent
+    assert portal.check_first_codes == ["A-1"]
+    assert counts["progress_found_applied"] == 1 and counts["progress_sent"] == 0
+    assert set(portal.counts("A-1").values()) == {1}
+    assert next(r for r in outbox(engine) if r["kind"] == "progress")["status"] == "confirmed"
+    assert states(engine)["A-1"]["status"] == "published"
+
+
+def test_an_unsure_entry_that_did_not_reach_the_portal_is_sent_after_the_read_back(engine):
+    night, portal = Night(engine), FakePortal()
+    night.load([dossier("A-1")])
+    portal.fail_progress["A-1"] = "retryable"
+    night.publish(portal)
+    msg = next(r for r in outbox(engine) if r["kind"] == "progress")
+    assert msg["status"] == "failed"  # certainly not applied: no read-back needed
+    # a run that died between claiming and sending leaves the message "sent": read back first
+    repo.outbox_mark(engine, [msg["outbox_key"]], "sent")
+    del portal.fail_progress["A-1"]
+    counts = night.publish(portal)
+    assert portal.check_first_codes == ["A-1"] and counts["progress_sent"] == 1
+    assert sum(portal.counts("A-1").values()) == 1
+
+
+def test_an_ambiguous_dossier_send_converges(engine):
+    night, portal = Night(engine), FakePortal()
+    night.load([dossier("A-1")])
+    portal.fail["A-1"] = "ambiguous"
+    counts = night.publish(portal)
+    assert counts["dossiers_unsure"] == 1 and counts["published"] == 0
+    assert "A-1" not in portal.progress  # progress waits until the dossier is confirmed
+    del portal.fail["A-1"]
+    counts = night.publish(portal)
+    assert counts["published"] == 1 and counts["progress_sent"] == 1
+    assert states(engine)["A-1"]["status"] == "published"
+
+
+def test_superseded_and_no_longer_publishable_messages_are_dropped(engine):
+    night, portal = Night(engine), FakePortal()
+    a = dossier("A-1")
+    portal.fail["A-1"] = "retryable"
+    night.load([a])
+    night.publish(portal)
+    night.load([advance(a, 4, 5)])  # a newer version while v1 is still queued
+    del portal.fail["A-1"]
+    counts = night.publish(portal)
+    assert counts["dossiers_discarded"] == 1 and counts["published"] == 1
+    assert portal.records["A-1"]["TrangThaiHoSo"] == 4
+    assert [e["TrangThai"] for e in portal.progress["A-1"]] == [2, 4]  # both changes, in order
+
+    b = dossier("B-1")
+    portal.fail["B-1"] = "retryable"
+    night.load([advance(a, 4, 5), b])
+    night.publish(portal)
+    night.load([advance(a, 4, 5), b], quarantined={"B-1"})  # held before it ever reached the portal
+    del portal.fail["B-1"]
+    counts = night.publish(portal)
+    assert "B-1" not in portal.records and counts["dossiers_discarded"] == 1
+
+
+def test_verify_writes_the_sync_rate_and_repairs_what_differs(engine):
+    night, portal = Night(engine), FakePortal()
+    ds = [dossier("A-1"), dossier("B-1"), dossier("C-1", agency=AG2), dossier("Q-1")]
+    portal.fail["C-1"] = "retryable"
+    night.load(ds, quarantined={"Q-1"})
+    counts = night.publish(portal)
+    assert (counts["verify_publishable"], counts["verify_in_sync"], counts["mismatches"]) == (3, 2, 0)
+    assert counts["verify_not_published"] == 1 and counts["sync_rate"] == round(2 / 3, 4)
+    rows = {
+        (r["scope"], r["scope_code"]): r
+        for r in repo.load_indicators(engine, period_type="run", indicator_id="1.4_sync_rate")
+    }
+    assert (rows[("source", SID)]["numerator"], rows[("source", SID)]["denominator"]) == (2, 3)
+    assert (rows[("agency", AG1)]["numerator"], rows[("agency", AG1)]["denominator"]) == (2, 2)
+    assert (rows[("agency", AG2)]["numerator"], rows[("agency", AG2)]["denominator"]) == (0, 1)
+
+    # someone changes a record on the portal; a progress entry disappears; a record vanishes
+    del portal.fail["C-1"]
+    portal.records["A-1"]["TrangThaiHoSo"] = 9
+    portal.progress["B-1"].clear()
+    night.load(ds, quarantined={"Q-1"})
+    counts = night.publish(portal)
+    assert counts["published"] == 1  # C-1
+    assert counts["mismatches"] == 1 and counts["progress_missing"] == 1 and counts["verify_in_sync"] == 2
+    assert states(engine)["A-1"]["status"] == "pending"
+    portal.records.pop("C-1")
+    night.load(ds, quarantined={"Q-1"})
+    counts = night.publish(portal)  # A-1 and B-1 repaired; C-1 found missing
+    assert counts["verify_missing"] == 1 and counts["mismatches"] == 1
+    assert portal.records["A-1"]["TrangThaiHoSo"] == 2 and len(portal.progress["B-1"]) == 1
+    night.load(ds, quarantined={"Q-1"})
+    counts = night.publish(portal)  # C-1 re-created, its progress restored once
+    assert (counts["mismatches"], counts["verify_in_sync"], counts["sync_rate"]) == (0, 3, 1.0)
+    assert all(set(portal.counts(c).values()) == {1} for c in ("A-1", "B-1", "C-1"))
+
+
+def test_verify_sample(engine):
+    night, portal = Night(engine, verify_sample=2), FakePortal()
+    night.load([dossier(f"A-{i}") for i in range(6)])
+    counts = night.publish(portal)
+    assert counts["verify_checked"] == 2 and counts["verify_publishable"] == 6
+    (row,) = repo.load_indicators(engine, scope="source", indicator_id="1.4_sync_rate")
+    assert (row["numerator"], row["denominator"], row["value"]) == (6, 6, 1.0)
+    night0 = Night(engine, verify_sample=0)
+    night0.n = night.n
+    lookups = portal.calls["lookup"]
+    assert night0.publish(portal)["verify_checked"] == 0 and portal.calls["lookup"] == lookups
+
+
+def test_legacy_published_dossiers_get_their_version_and_progress(engine):
+    night, portal = Night(engine), FakePortal()
+    a = dossier("A-1")
+    night.load([a])
+    portal.records["A-1"] = to_portal_payload(a)  # published by an earlier release, no version kept
+    repo.mark_published(engine, [a])
+    counts = night.publish(portal)
+    assert counts["progress_sent"] == 1 and counts["verify_in_sync"] == 1
+    assert states(engine)["A-1"]["published_version"] == 1
+
+
+# ---- the real client against the sandbox portal ------------------------------------------------------
+
+
+def test_real_client_reads_back_after_lost_answers_and_never_duplicates(tmp_path, monkeypatch):
+    """The stage with ``PortalClient`` against the sandbox portal: about a third of the integration calls are
+    applied and its answer lost (both modes); the portal must still show each entry once."""
+    import json
+
+    import requests
+
+    from sandbox.server import SandboxConfig, running_sandbox
+
+    url = f"sqlite:///{tmp_path / 'wh.db'}"
+    engine = db.migrate(url)
+    cfg = SandboxConfig.for_tests(tmp_path, simulators=("portal",), session_seconds=0.5)
+    with running_sandbox(cfg) as sb:
+        base = sb.urls["portal"]
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_TTHC_UNUSED_PORTAL",
+            json.dumps({"conn_type": "http", "extra": {"base_url": base}, **_login(sb.portal_credentials)}),
+        )
+        night = Night(
+            engine,
+            portal_conn_id="tthc_unused_portal",
+            portal_timeout_seconds=0.3,
+            portal_batch_size=3,
+            portal_backoff_max_seconds=0.05,
+            portal_retry_attempts=8,
+        )
+        ds = [dossier(f"A-{i}", agency=(AG1, AG2)[i % 2]) for i in range(7)]
+        totals: Counter[str] = Counter()
+        for mode in ("timeout", "reset", None):
+            profile = {"seed": 8, "commit_lost": 0.3, "timeout_seconds": 0.4, "commit_lost_mode": mode}
+            requests.post(f"{base}/_sandbox/faults", json=profile if mode else {}, timeout=5)
+            ds = [advance(d, (2, 4, 5)[night.n], night.n * 24 + 1) for d in ds]
+            night.load(ds)
+            counts = night.publish(None)  # type: ignore[arg-type]  # None: the stage builds its client
+            totals.update({k: v for k, v in counts.items() if isinstance(v, int)})
+            state = requests.get(f"{base}/_sandbox/state", timeout=5).json()
+            totals["commit_lost"] += state["faults"]["injected"].get("commit_lost", 0)
+        assert totals["commit_lost"] >= 4, totals
+        assert totals["progress_found_applied"] >= 1, totals  # the read-back found lost-but-applied sends
+        assert counts["mismatches"] == 0 and counts["sync_rate"] == 1.0
+        for code in (d.dossier_code for d in ds):
+            held = state["dossiers"][code]
+            assert held["record"]["TrangThaiHoSo"] == 5
+            assert [p["count"] for p in held["progress"]] == [1, 1, 1]
+            assert held["progress_received"] == 3
+    db.dispose_engine(url)
+
+
+def _login(creds: dict[str, str]) -> dict[str, str]:
+    return {"login": creds["username"], "password": creds["password"]}
+
+
+def test_verify_stops_asking_a_portal_that_does_not_answer(engine):
+    from connectors.http import TransientError
+
+    class Down(FakePortal):
+        def lookup(self, code):
+            self.calls["lookup"] += 1
+            raise TransientError("service unavailable")
+
+    night, portal = Night(engine), Down()
+    night.load([dossier(f"A-{i}") for i in range(9)])
+    counts = night.publish(portal)
+    assert counts["published"] == 9  # publishing itself went through
+    assert (counts["verify_checked"], counts["verify_unverified"], counts["mismatches"]) == (0, 9, 0)
+    assert portal.calls["lookup"] == 5
+    assert counts["sync_rate"] is None  # unknown, not 0 %: no indicator row is written
+    assert repo.load_indicators(engine, indicator_id="1.4_sync_rate") == []
