@@ -85,6 +85,7 @@ from tthc.ontime import (
     Unit,
     evaluate,
 )
+from tthc.paths import REPO_ROOT
 
 __all__ = [
     "COUNT_IDS",
@@ -120,7 +121,7 @@ RATIO_IDS = (
     "4.5b_population_db",
 )
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "indicators.yaml"
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "indicators.yaml"
 
 _OUTCOME_COUNT = {
     EARLY: "resolved_early",

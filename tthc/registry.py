@@ -21,8 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tthc.codes import AGENCY_CODE_RE
+from tthc.paths import REPO_ROOT  # re-exported: other modules import it from here
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = REPO_ROOT / "config" / "sources.yaml"
 
 Dialect = Literal["igate", "onegate", "sqldb", "filedrop"]

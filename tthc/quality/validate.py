@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tthc.model import DATETIME_FIELDS, SCALAR_FIELDS, Dossier
+from tthc.paths import REPO_ROOT
 
 if TYPE_CHECKING:  # pragma: no cover
     from great_expectations.core import ExpectationSuiteValidationResult
@@ -138,7 +139,7 @@ class ValidationOutcome:
 def default_suite_path() -> Path:
     """``$TTHC_EXPECTATIONS_DIR/dossier.json``, else ``expectations/dossier.json`` of the checkout."""
     base = os.environ.get("TTHC_EXPECTATIONS_DIR")
-    root = Path(base) if base else Path(__file__).resolve().parents[2] / "expectations"
+    root = Path(base) if base else REPO_ROOT / "expectations"
     return root / "dossier.json"
 
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
+from tthc.paths import REPO_ROOT
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 INDICATORS_PATH = REPO_ROOT / "config" / "indicators.yaml"
 
 

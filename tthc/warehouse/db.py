@@ -33,11 +33,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from tthc.paths import REPO_ROOT
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 ENV_URL = "TTHC_WAREHOUSE_URL"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = REPO_ROOT / "var" / "warehouse.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tthc.paths import REPO_ROOT
+
 ENV_SQL_DIR = "TTHC_SQL_DIR"
-REPO_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+REPO_SQL_DIR = REPO_ROOT / "sql"
 
 
 def sql_dir() -> Path:
