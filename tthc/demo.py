@@ -109,7 +109,8 @@ def run_demo(size: int | None = None, keep: bool = False) -> int:
     print("tthc demo: starting the sandbox …", flush=True)
     # the simulated world's "now" is this moment, so the run judges open dossiers at the right time
     anchor = vn_now().replace(second=0) - timedelta(minutes=5)
-    args = ["--anchor", anchor.isoformat()] + (["--size", str(size)] if size else [])
+    args = ["--anchor", anchor.isoformat(), "--smtp-folder", str(DEMO_HOME / "mail")]
+    args += ["--size", str(size)] if size else []
     _sandbox("start", DEMO_HOME, env, args)
     try:
         state = json.loads((DEMO_HOME / "sandbox" / "state.json").read_text(encoding="utf-8"))
@@ -134,6 +135,7 @@ def run_demo(size: int | None = None, keep: bool = False) -> int:
         runs = json.loads(result_file.read_text()) if result_file.exists() else {}
         summary = summarize(env["TTHC_WAREHOUSE_URL"], state["urls"]["portal"], runs)
         summary["mail_folder"] = (state.get("smtp") or {}).get("folder")
+        summary["report"] = _write_report(env)
         print(format_summary(summary))
         failed = proc.returncode != 0 or not runs or any(r["state"] != "success" for r in runs.values())
         if failed:
@@ -145,6 +147,26 @@ def run_demo(size: int | None = None, keep: bool = False) -> int:
             _sandbox("stop", DEMO_HOME, env)
 
 
+def _write_report(env: dict[str, str]) -> str | None:
+    """The current quarter's report (HTML + XLSX) for the registry's province; its HTML path."""
+    from tthc.kpi import Period
+    from tthc.report import build_quarterly_report
+    from tthc.warehouse.db import get_engine
+
+    reg = cached_registry()
+    province = next((s.province_code for s in reg.sources if s.province_code), None)
+    if province is None:
+        return None
+    files = build_quarterly_report(
+        get_engine(env["TTHC_WAREHOUSE_URL"]),
+        Period.containing("quarter", vn_now()),
+        province,
+        DEMO_HOME / "reports",
+        registry=reg,
+    )
+    return str(files.html)
+
+
 def _run_dags(result_file: str) -> int:
     """Child process: load the DAG folder and run each source DAG once with ``dag.test()``."""
     from airflow.dag_processing.dagbag import DagBag
@@ -154,7 +176,12 @@ def _run_dags(result_file: str) -> int:
         print(json.dumps(bag.import_errors), file=sys.stderr)
         return 1
     out: dict[str, Any] = {}
-    for dag_id in sorted(bag.dag_ids):
+    # the night as the scheduler would run it: every source, then the province-wide figures
+    # (the 06:00 watchdog and the quarterly report DAG have their own times; the report is
+    # written by the parent process afterwards)
+    order = sorted(d for d in bag.dag_ids if d.startswith("tthc_source_"))
+    order += [d for d in ("tthc_province_indicators",) if d in bag.dag_ids]
+    for dag_id in order:
         dr = bag.dags[dag_id].test()
         out[dag_id] = {"state": str(dr.state), "run_id": dr.run_id}
         Path(result_file).write_text(json.dumps(out))
@@ -170,6 +197,8 @@ def summarize(warehouse_url: str, portal_url: str, runs: dict[str, Any]) -> dict
     per_source: dict[str, dict[str, Any]] = {}
     with eng.connect() as conn:
         for dag_id, r in runs.items():
+            if not dag_id.startswith("tthc_source_"):
+                continue
             sid = dag_id.removeprefix("tthc_source_")
             rows = (
                 conn.execute(
@@ -207,23 +236,27 @@ def summarize(warehouse_url: str, portal_url: str, runs: dict[str, Any]) -> dict
 
 def format_summary(s: dict[str, Any]) -> str:
     lines = ["", "Kết quả lượt đồng bộ (tthc demo)", "=" * 34]
-    hdr = f"{'nguồn':<22}{'trạng thái':<12}{'kéo về':>8}{'hợp lệ':>8}{'cách ly':>9}{'khớp':>7}{'đã gửi':>8}"
+    hdr = (
+        f"{'nguồn':<22}{'trạng thái':<12}{'kéo về':>8}{'hợp lệ':>8}{'cách ly':>9}{'khớp':>7}"
+        f"{'đã gửi':>8}{'đúng hạn':>10}"
+    )
     lines.append(hdr)
     for sid, r in s["sources"].items():
+        rate = s["on_time"].get(sid)
+        pct = "-" if rate is None else f"{rate * 100:.1f}%".replace(".", ",")
         lines.append(
             f"{sid:<22}{r['state']:<12}{_n(r['pulled']):>8}{_n(r['valid']):>8}{_n(r['quarantined']):>9}"
-            f"{_n(r['matched']):>7}{_n(r['published']):>8}"
+            f"{_n(r['matched']):>7}{_n(r['published']):>8}{pct:>10}"
         )
     portal = s["portal"]
     held = portal.get("dossier_count", len(portal.get("dossiers", {})))
     lines.append(f"Cổng DVCQG (sandbox) đang lưu {held} hồ sơ.")
-    for sid, v in s["on_time"].items():
-        if v is not None:
-            lines.append(f"Tỷ lệ giải quyết đúng hạn ({sid}): {v * 100:.1f}%".replace(".", ","))
     folder = s.get("mail_folder")
     if folder:
         n = len(list(Path(folder).glob("*.eml"))) if Path(folder).is_dir() else 0
         lines.append(f"Thư cảnh báo chất lượng dữ liệu đã gửi: {n} thư, đọc tại {folder}")
+    if s.get("report"):
+        lines.append(f"Báo cáo quý (tạm tính): {s['report']}")
     lines.append(f"Kho dữ liệu: {DEMO_HOME / 'warehouse.db'}")
     return "\n".join(lines)
 
