@@ -45,7 +45,6 @@ Credentials are parameters: the caller takes them from an Airflow connection or 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -61,6 +60,7 @@ from connectors.http import (
     Timeouts,
     json_body,
 )
+from connectors.mapping import Issues, parse_list
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.timeutil import VN_TZ, parse_iso_vn, to_vn_naive, vn_now
@@ -396,18 +396,6 @@ def _int_or_none(v: Any) -> int | None:
 # ---- mapping ---------------------------------------------------------------------------------------
 
 
-class _Issues:
-    """Collects fields that could not be understood: the value becomes None, the raw text is kept."""
-
-    def __init__(self) -> None:
-        self.issues: dict[str, str] = {}
-
-    def add(self, field: str, raw: Any) -> None:
-        # the value as the source sent it: strings as they are, anything else as JSON
-        text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
-        self.issues[field] = text[:200]
-
-
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(obj, Mapping):
@@ -416,7 +404,7 @@ def _get(obj: Any, *path: str) -> Any:
     return obj
 
 
-def _text(issues: _Issues, field: str, raw: Any) -> str | None:
+def _text(issues: Issues, field: str, raw: Any) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, str):
@@ -427,7 +415,7 @@ def _text(issues: _Issues, field: str, raw: Any) -> str | None:
     return None
 
 
-def _datetime(issues: _Issues, field: str, raw: Any) -> datetime | None:
+def _datetime(issues: Issues, field: str, raw: Any) -> datetime | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if not isinstance(raw, str):
@@ -440,7 +428,7 @@ def _datetime(issues: _Issues, field: str, raw: Any) -> datetime | None:
         return None
 
 
-def _birth_date(issues: _Issues, raw: Any) -> str | None:
+def _birth_date(issues: Issues, raw: Any) -> str | None:
     """``YYYY-MM-DD`` or ``YYYY``; an ISO datetime is reduced to its Vietnam date."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
@@ -462,7 +450,7 @@ def _birth_date(issues: _Issues, raw: Any) -> str | None:
 
 
 def _small_int(
-    issues: _Issues, field: str, raw: Any, allowed: Mapping[int, int] | frozenset[int]
+    issues: Issues, field: str, raw: Any, allowed: Mapping[int, int] | frozenset[int]
 ) -> int | None:
     if raw is None or raw == "":
         return None
@@ -481,7 +469,7 @@ def _small_int(
     return allowed[n] if isinstance(allowed, Mapping) else n
 
 
-def _bool(issues: _Issues, field: str, raw: Any, *, default: bool = False) -> bool:
+def _bool(issues: Issues, field: str, raw: Any, *, default: bool = False) -> bool:
     if raw is None:
         return default
     if isinstance(raw, bool):
@@ -494,7 +482,7 @@ def _bool(issues: _Issues, field: str, raw: Any, *, default: bool = False) -> bo
     return default
 
 
-def _paid_online(issues: _Issues, raw: Any) -> int | None:
+def _paid_online(issues: Issues, raw: Any) -> int | None:
     """``paidOnline``: true → 1, false/null → 0; a portal code 0/1/2 is taken as it is."""
     if raw is None or raw is False:
         return 0
@@ -512,7 +500,7 @@ def _paid_online(issues: _Issues, raw: Any) -> int | None:
     return None
 
 
-def _fee(issues: _Issues, raw: Any) -> int | None:
+def _fee(issues: Issues, raw: Any) -> int | None:
     if raw is None or raw == "":
         return None
     try:
@@ -542,7 +530,7 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
     ``status`` gives ``status=None`` with the string in ``status_raw``. Nulls stay None (an unknown
     channel is not guessed: consumers count it as direct), except ``paidOnline`` null → 0.
     """
-    issues = _Issues()
+    issues = Issues()
     if not isinstance(record, Mapping):
         issues.add("record", type(record).__name__)
         return Dossier(
@@ -583,38 +571,25 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
         issues, "applicant_type", _get(record, "applicant", "type"), frozenset({1, 2})
     )
 
-    supplements: list[Supplement] = []
-    raw_supplements = record.get("supplements")
-    if isinstance(raw_supplements, list):
-        for i, s in enumerate(raw_supplements):
-            if not isinstance(s, Mapping):
-                issues.add(f"supplements[{i}]", s)
-                continue
-            supplements.append(
-                Supplement(
-                    _datetime(issues, f"supplements[{i}].requested_at", s.get("requestedDate")),
-                    _datetime(issues, f"supplements[{i}].completed_at", s.get("completedDate")),
-                )
-            )
-    elif raw_supplements is not None:
-        issues.add("supplements", raw_supplements)
-
-    attachments: list[Attachment] = []
-    raw_attachments = record.get("attachments")
-    if isinstance(raw_attachments, list):
-        for i, a in enumerate(raw_attachments):
-            if not isinstance(a, Mapping):
-                issues.add(f"attachments[{i}]", a)
-                continue
-            attachments.append(
-                Attachment(
-                    name=_text(issues, f"attachments[{i}].name", a.get("name")) or "",
-                    digitized=_bool(issues, f"attachments[{i}].digitized", a.get("digitized")),
-                    reused=_bool(issues, f"attachments[{i}].reused", a.get("reused")),
-                )
-            )
-    elif raw_attachments is not None:
-        issues.add("attachments", raw_attachments)
+    supplements = parse_list(
+        issues,
+        "supplements",
+        record.get("supplements"),
+        lambda i, s: Supplement(
+            _datetime(issues, f"supplements[{i}].requested_at", s.get("requestedDate")),
+            _datetime(issues, f"supplements[{i}].completed_at", s.get("completedDate")),
+        ),
+    )
+    attachments = parse_list(
+        issues,
+        "attachments",
+        record.get("attachments"),
+        lambda i, a: Attachment(
+            name=_text(issues, f"attachments[{i}].name", a.get("name")) or "",
+            digitized=_bool(issues, f"attachments[{i}].digitized", a.get("digitized")),
+            reused=_bool(issues, f"attachments[{i}].reused", a.get("reused")),
+        ),
+    )
 
     return Dossier(
         source_id=source_id,

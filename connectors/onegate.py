@@ -71,6 +71,7 @@ from connectors.http import (
     TransientError,
     json_body,
 )
+from connectors.mapping import Issues, parse_list
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.timeutil import to_vn_naive, vn_now
@@ -368,18 +369,7 @@ def code_of(record: Mapping[str, Any]) -> str | None:
 # ---- mapping ---------------------------------------------------------------------------------------
 
 
-class _Issues:
-    """Fields that could not be understood: the value becomes None, the raw text is kept."""
-
-    def __init__(self) -> None:
-        self.issues: dict[str, str] = {}
-
-    def add(self, field: str, raw: Any) -> None:
-        text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
-        self.issues[field] = text[:200]
-
-
-def _text(issues: _Issues, field: str, raw: Any) -> str | None:
+def _text(issues: Issues, field: str, raw: Any) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, str):
@@ -390,7 +380,7 @@ def _text(issues: _Issues, field: str, raw: Any) -> str | None:
     return None
 
 
-def _datetime(issues: _Issues, field: str, raw: Any) -> datetime | None:
+def _datetime(issues: Issues, field: str, raw: Any) -> datetime | None:
     try:
         return _parse_time(raw)
     except ValueError:
@@ -398,7 +388,7 @@ def _datetime(issues: _Issues, field: str, raw: Any) -> datetime | None:
         return None
 
 
-def _birth_date(issues: _Issues, raw: Any) -> str | None:
+def _birth_date(issues: Issues, raw: Any) -> str | None:
     """``dd/MM/yyyy`` → ``YYYY-MM-DD``; ``yyyy`` or ``00/00/yyyy`` (year only) → ``YYYY``."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
@@ -423,7 +413,7 @@ def _birth_date(issues: _Issues, raw: Any) -> str | None:
 
 
 def _code(
-    issues: _Issues, field: str, raw: Any, allowed: frozenset[int], *, null: int | None = None
+    issues: Issues, field: str, raw: Any, allowed: frozenset[int], *, null: int | None = None
 ) -> int | None:
     """A small integer code (int or digit string) in ``allowed``; null/empty → ``null``."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -441,7 +431,7 @@ def _code(
     return n
 
 
-def _flag(issues: _Issues, field: str, raw: Any) -> bool:
+def _flag(issues: Issues, field: str, raw: Any) -> bool:
     """0/1 (int, string or boolean); null → False."""
     if raw is None or raw == "":
         return False
@@ -455,7 +445,7 @@ def _flag(issues: _Issues, field: str, raw: Any) -> bool:
     return False
 
 
-def _sex(issues: _Issues, raw: Any) -> int | None:
+def _sex(issues: Issues, raw: Any) -> int | None:
     """``"Nam"`` → 1, ``"Nữ"`` → 2 (any case, NFC or NFD); the portal codes 1/2 are accepted too."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
@@ -466,7 +456,7 @@ def _sex(issues: _Issues, raw: Any) -> int | None:
     return _code(issues, "applicant_sex", raw, frozenset({1, 2}))
 
 
-def _fee(issues: _Issues, raw: Any) -> int | None:
+def _fee(issues: Issues, raw: Any) -> int | None:
     if raw is None or raw == "":
         return None
     try:
@@ -505,7 +495,7 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
     ``DuocThanhToanTrucTuyen`` null → 0 (domain.md §5). The dialect carries no record id, agency or
     sector name, phone or result type: those stay None.
     """
-    issues = _Issues()
+    issues = Issues()
     if not isinstance(record, Mapping):
         issues.add("record", type(record).__name__)
         return Dossier(
@@ -525,38 +515,25 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
     if id_number is not None:
         id_number = id_number.strip()
 
-    supplements: list[Supplement] = []
-    raw_supplements = record.get("DanhSachHoSoBoSung")
-    if isinstance(raw_supplements, list):
-        for i, s in enumerate(raw_supplements):
-            if not isinstance(s, Mapping):
-                issues.add(f"supplements[{i}]", s)
-                continue
-            supplements.append(
-                Supplement(
-                    _datetime(issues, f"supplements[{i}].requested_at", s.get("NgayYeuCau")),
-                    _datetime(issues, f"supplements[{i}].completed_at", s.get("NgayBoSung")),
-                )
-            )
-    elif raw_supplements is not None:
-        issues.add("supplements", raw_supplements)
-
-    attachments: list[Attachment] = []
-    raw_attachments = record.get("TaiLieuNop")
-    if isinstance(raw_attachments, list):
-        for i, a in enumerate(raw_attachments):
-            if not isinstance(a, Mapping):
-                issues.add(f"attachments[{i}]", a)
-                continue
-            attachments.append(
-                Attachment(
-                    name=_text(issues, f"attachments[{i}].name", a.get("TenTepDinhKem")) or "",
-                    digitized=_flag(issues, f"attachments[{i}].digitized", a.get("DuocSoHoa")),
-                    reused=_flag(issues, f"attachments[{i}].reused", a.get("DuocTaiSuDung")),
-                )
-            )
-    elif raw_attachments is not None:
-        issues.add("attachments", raw_attachments)
+    supplements = parse_list(
+        issues,
+        "supplements",
+        record.get("DanhSachHoSoBoSung"),
+        lambda i, s: Supplement(
+            _datetime(issues, f"supplements[{i}].requested_at", s.get("NgayYeuCau")),
+            _datetime(issues, f"supplements[{i}].completed_at", s.get("NgayBoSung")),
+        ),
+    )
+    attachments = parse_list(
+        issues,
+        "attachments",
+        record.get("TaiLieuNop"),
+        lambda i, a: Attachment(
+            name=_text(issues, f"attachments[{i}].name", a.get("TenTepDinhKem")) or "",
+            digitized=_flag(issues, f"attachments[{i}].digitized", a.get("DuocSoHoa")),
+            reused=_flag(issues, f"attachments[{i}].reused", a.get("DuocTaiSuDung")),
+        ),
+    )
 
     return Dossier(
         source_id=source_id,

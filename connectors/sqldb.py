@@ -101,6 +101,7 @@ from connectors.http import (
     RetryPolicy,
     TransientError,
 )
+from connectors.mapping import Issues
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.names import ascii_fold, repair_encoding
@@ -543,17 +544,6 @@ def _undo_latin1_read(text: str) -> str | None:
 # ---- mapping (shared with connectors.filedrop) -----------------------------------------------------
 
 
-class _Issues:
-    """Fields that could not be understood: the value becomes None, the raw text is kept."""
-
-    def __init__(self) -> None:
-        self.issues: dict[str, str] = {}
-
-    def add(self, field: str, raw: Any) -> None:
-        text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
-        self.issues[field] = text[:200]
-
-
 def _blank(raw: Any) -> bool:
     return raw is None or (isinstance(raw, str) and not raw.strip())
 
@@ -589,7 +579,7 @@ def _parse_datetime(raw: Any) -> datetime | None:
     raise ValueError("not a date")
 
 
-def _datetime(issues: _Issues, field: str, raw: Any) -> datetime | None:
+def _datetime(issues: Issues, field: str, raw: Any) -> datetime | None:
     try:
         return _parse_datetime(raw)
     except (ValueError, OverflowError):
@@ -597,7 +587,7 @@ def _datetime(issues: _Issues, field: str, raw: Any) -> datetime | None:
         return None
 
 
-def _birth_date(issues: _Issues, raw: Any) -> str | None:
+def _birth_date(issues: Issues, raw: Any) -> str | None:
     """``YYYY-MM-DD``, or ``YYYY`` when only the year is known."""
     if _blank(raw):
         return None
@@ -655,7 +645,7 @@ def _int(raw: Any) -> int | None:
 
 
 def _code(
-    issues: _Issues,
+    issues: Issues,
     field: str,
     raw: Any,
     allowed: Iterable[int],
@@ -674,7 +664,7 @@ def _code(
     return n
 
 
-def _flag(issues: _Issues, field: str, raw: Any) -> bool | None:
+def _flag(issues: Issues, field: str, raw: Any) -> bool | None:
     """0/1, true/false, có/không, x → bool; blank → None (unknown)."""
     if _blank(raw):
         return None
@@ -698,7 +688,7 @@ _FALSE_WORDS = frozenset({"0", "false", "khong", "no"})
 _THOUSANDS_RE = re.compile(r"^\d{1,3}([.,\u00a0 ]\d{3})+$")
 
 
-def _fee(issues: _Issues, raw: Any) -> int | None:
+def _fee(issues: Issues, raw: Any) -> int | None:
     if _blank(raw):
         return None
     value: int | None
@@ -712,7 +702,7 @@ def _fee(issues: _Issues, raw: Any) -> int | None:
     return value
 
 
-def _text(issues: _Issues, field: str, raw: Any, *, strip: bool = True, legacy: Any = None) -> str | None:
+def _text(issues: Issues, field: str, raw: Any, *, strip: bool = True, legacy: Any = None) -> str | None:
     if _blank(raw):
         return None
     if isinstance(raw, str):
@@ -726,7 +716,7 @@ def _text(issues: _Issues, field: str, raw: Any, *, strip: bool = True, legacy: 
     return None
 
 
-def _id_number(issues: _Issues, raw: Any) -> str | None:
+def _id_number(issues: Issues, raw: Any) -> str | None:
     if isinstance(raw, int | float | Decimal) and not isinstance(raw, bool):
         n = _int(raw)
         if n is None or n < 0:
@@ -767,7 +757,7 @@ def _date_list(raw: Any) -> list[Any]:
     return [raw]
 
 
-def _supplements(issues: _Issues, row: Mapping[str, Any]) -> list[Supplement]:
+def _supplements(issues: Issues, row: Mapping[str, Any]) -> list[Supplement]:
     """Dated rounds from ``ngay_yc_bo_sung``/``ngay_bo_sung`` (one pair, or ``;``-separated lists
     aligned by position, oldest first), preceded by undated ones up to ``so_lan_bo_sung``."""
     requested = _date_list(row.get("ngay_yc_bo_sung"))
@@ -810,7 +800,7 @@ def map_row(
     See the module docstring for the choices; unreadable values become None with the raw value in
     ``raw_issues`` (model field names).
     """
-    issues = _Issues()
+    issues = Issues()
     if not isinstance(row, Mapping):
         issues.add("record", type(row).__name__)
         return Dossier(
