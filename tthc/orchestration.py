@@ -169,7 +169,7 @@ def _stage_task(stage: str, source_id: str, outlets: list):
         # run_after is the moment the run stands for: the schedule's tick, the backfill's date,
         # or the trigger time. Manual runs get a data interval of "now", so it is not used.
         end = context["dag_run"].run_after or context.get("data_interval_end")
-        backfill = str(getattr(context["dag_run"], "run_type", "")).endswith("backfill")
+        backfill = getattr(context["dag_run"], "run_type", None) == "backfill"  # a str Enum: by value
         return run_stage(stage, source_id, run_id=context["run_id"], window_end=end, backfill=backfill)
 
     return run()
