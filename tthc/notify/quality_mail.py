@@ -567,6 +567,25 @@ def _mail_states(engine: Engine, reports: Sequence[SourceReport]) -> dict[tuple[
         return {(r, sid, a): sent is not None for r, sid, a, sent in rows}
 
 
+def repeated_publish_failures(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    """Dossiers the portal refused at least ``portal_failure_report_after`` times in a row (every
+    source): dossier codes, attempts and the last error (already scrubbed), for the engineers."""
+    import sqlalchemy as sa
+
+    from tthc.settings import Settings
+    from tthc.warehouse.schema import publish_state as ps
+
+    threshold = Settings.from_env().portal_failure_report_after
+    q = (
+        sa.select(ps.c.source_id, ps.c.dossier_code, ps.c.attempts, ps.c.last_error, ps.c.last_attempt_at)
+        .where(ps.c.status == "failed", ps.c.attempts >= threshold)
+        .order_by(ps.c.attempts.desc(), ps.c.source_id, ps.c.dossier_code)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
 def digest_context(
     engine: Engine,
     reports: Sequence[SourceReport],
@@ -623,6 +642,7 @@ def digest_context(
         "failed_sources": failed,
         "missing_sources": missing,
         "source_findings": [(r, r.source_findings) for r in reports if r.source_findings],
+        "publish_failures": repeated_publish_failures(engine),
         "dq_url": dq_link(base_url),
         "runs_url": runs_link(base_url),
         "lateness": dict(lateness or {}),
@@ -646,7 +666,9 @@ def send_digest(
     """The engineers' digest over ``reports``; ``key`` = (run id of the ledger, source id or "*")."""
     ctx = digest_context(engine, reports, now=now, base_url=base_url, lateness=lateness)
     to = list(recipients) if recipients is not None else engineer_emails()
-    problems = bool(ctx["agencies"] or ctx["failed_sources"] or ctx["source_findings"])
+    problems = bool(
+        ctx["agencies"] or ctx["failed_sources"] or ctx["source_findings"] or ctx["publish_failures"]
+    )
     late = any(v.get("status") not in ("ok", "pending") for v in ctx["lateness"].values())
     if not (problems or late):
         return {"status": "nothing_to_report"}
