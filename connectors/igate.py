@@ -60,7 +60,7 @@ from connectors.http import (
     Timeouts,
     json_body,
 )
-from connectors.mapping import Issues, parse_list
+from connectors.mapping import Issues, parse_list, unreadable_record
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.timeutil import VN_TZ, parse_iso_vn, to_vn_naive, vn_now
@@ -530,19 +530,9 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
     ``status`` gives ``status=None`` with the string in ``status_raw``. Nulls stay None (an unknown
     channel is not guessed: consumers count it as direct), except ``paidOnline`` null → 0.
     """
-    issues = Issues()
     if not isinstance(record, Mapping):
-        issues.add("record", type(record).__name__)
-        return Dossier(
-            source_id=source_id,
-            dossier_code=None,
-            agency_code=None,
-            procedure_code=None,
-            received_at=None,
-            updated_at=None,
-            status=None,
-            raw_issues=issues.issues,
-        )
+        return unreadable_record(source_id, record)
+    issues = Issues()
 
     raw_status = record.get("status")
     status = codes.vendor_status(raw_status) if isinstance(raw_status, str | int) else None

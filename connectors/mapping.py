@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
+
+from tthc.model import Dossier
 
 T = TypeVar("T")
 
@@ -38,3 +41,19 @@ def parse_list(issues: Issues, field: str, raw: Any, build: Callable[[int, Mappi
     elif raw is not None:
         issues.add(field, raw)
     return out
+
+
+def unreadable_record(source_id: str, raw: Any, *, updated_at: datetime | None = None) -> Dossier:
+    """A record that is not even an object: an empty dossier whose only content is the reason."""
+    issues = Issues()
+    issues.add("record", type(raw).__name__)
+    return Dossier(
+        source_id=source_id,
+        dossier_code=None,
+        agency_code=None,
+        procedure_code=None,
+        received_at=None,
+        updated_at=updated_at,
+        status=None,
+        raw_issues=issues.issues,
+    )

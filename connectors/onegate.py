@@ -71,7 +71,7 @@ from connectors.http import (
     TransientError,
     json_body,
 )
-from connectors.mapping import Issues, parse_list
+from connectors.mapping import Issues, parse_list, unreadable_record
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.timeutil import to_vn_naive, vn_now
@@ -495,19 +495,9 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
     ``DuocThanhToanTrucTuyen`` null → 0 (domain.md §5). The dialect carries no record id, agency or
     sector name, phone or result type: those stay None.
     """
-    issues = Issues()
     if not isinstance(record, Mapping):
-        issues.add("record", type(record).__name__)
-        return Dossier(
-            source_id=source_id,
-            dossier_code=None,
-            agency_code=None,
-            procedure_code=None,
-            received_at=None,
-            updated_at=None,
-            status=None,
-            raw_issues=issues.issues,
-        )
+        return unreadable_record(source_id, record)
+    issues = Issues()
 
     status, status_raw = _status(record.get("TrangThaiHoSo"))
 

@@ -101,7 +101,7 @@ from connectors.http import (
     RetryPolicy,
     TransientError,
 )
-from connectors.mapping import Issues
+from connectors.mapping import Issues, unreadable_record
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.names import ascii_fold, repair_encoding
@@ -800,19 +800,9 @@ def map_row(
     See the module docstring for the choices; unreadable values become None with the raw value in
     ``raw_issues`` (model field names).
     """
-    issues = Issues()
     if not isinstance(row, Mapping):
-        issues.add("record", type(row).__name__)
-        return Dossier(
-            source_id=source_id,
-            dossier_code=None,
-            agency_code=None,
-            procedure_code=None,
-            received_at=None,
-            updated_at=updated_default,
-            status=None,
-            raw_issues=issues.issues,
-        )
+        return unreadable_record(source_id, row, updated_at=updated_default)
+    issues = Issues()
     status, status_raw = _status(row.get("trang_thai"))
     id_number = _id_number(issues, row.get("so_cccd"))
     digitised = _flag(issues, "attachments[0].digitized", row.get("co_so_hoa"))

@@ -167,6 +167,64 @@ class WorldHolder:
             else:
                 self.world = self._factory()
 
+    def advance(self, days: float, hours: float) -> Any:
+        """Move the shared clock forward; returns the new "now"."""
+        with self.lock:
+            try:
+                self.world.advance(days=days, hours=hours)
+            except TypeError:  # a World whose advance() only knows days
+                self.world.advance(days=days + hours / 24.0)
+            return self.world.now
+
+    @property
+    def now(self) -> Any:
+        with self.lock:
+            return self.world.now
+
+
+def add_world_routes(
+    app: Flask,
+    *,
+    dialect: str,
+    source_ids: Callable[[], set[str]],
+    advance: Callable[[float, float], Any],
+    now: Callable[[], Any],
+    touch: Callable[[str, int | None, list[str] | None], dict[str, Any]],
+    now_fields: Callable[[Any], dict[str, Any]],
+) -> None:
+    """``GET|POST /_sandbox/clock`` ({"days", "hours"}: forward only) and ``POST /_sandbox/touch``
+    ({"source_id", "count" | "codes"}: make records change now), shared by the API simulators."""
+
+    @app.route("/_sandbox/clock", methods=["GET", "POST"])
+    def _clock() -> Any:
+        if request.method == "POST":
+            body = request.get_json(silent=True) or {}
+            try:
+                days = float(body.get("days", 0) or 0)
+                hours = float(body.get("hours", 0) or 0)
+            except (TypeError, ValueError):
+                return jsonify({"error": "days and hours must be numbers"}), 400
+            if days < 0 or hours < 0:
+                return jsonify({"error": "the clock only moves forward"}), 400
+            t = advance(days, hours)
+        else:
+            t = now()
+        return jsonify({"now": t.isoformat(timespec="seconds"), **now_fields(t)})
+
+    @app.post("/_sandbox/touch")
+    def _touch() -> Any:
+        body = request.get_json(silent=True) or {}
+        source_id = body.get("source_id")
+        if source_id not in source_ids():
+            return jsonify({"error": f"unknown {dialect} source: {source_id!r}"}), 400
+        codes = body.get("codes")
+        count = body.get("count")
+        if codes is None and (not isinstance(count, int) or count < 0):
+            return jsonify({"error": "give count (int >= 0) or codes (list)"}), 400
+        if codes is not None and not isinstance(codes, list):
+            return jsonify({"error": "codes must be a list"}), 400
+        return jsonify(touch(source_id, count, codes))
+
 
 class AfterWorldChange:
     """WSGI middleware: after a successful ``POST`` to one of ``paths`` (by default the clock and

@@ -63,7 +63,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from sandbox.common import WorldHolder, add_control_routes, json_app
+from sandbox.common import WorldHolder, add_control_routes, add_world_routes, json_app
 from sandbox.faults import FaultInjector, FaultMiddleware, FaultProfile
 from tthc.codes import STATUS_TO_VENDOR
 from tthc.model import Dossier
@@ -400,13 +400,7 @@ class IgateSimulator:
         }
 
     def advance(self, days: float, hours: float) -> datetime:
-        with self.holder.lock:
-            w = self.holder.world
-            try:
-                w.advance(days=days, hours=hours)
-            except TypeError:  # a World whose advance() only knows days
-                w.advance(days=days + hours / 24.0)
-            return w.now
+        return self.holder.advance(days, hours)
 
     # ---- WSGI ----------------------------------------------------------------------------
     def app(self) -> Any:
@@ -448,36 +442,15 @@ class IgateSimulator:
                     self.counts["bad_requests"] += 1
                 return jsonify(spring_error(400, str(e), request.path)), 400
 
-        @app.route("/_sandbox/clock", methods=["GET", "POST"])
-        def clock() -> Any:
-            if request.method == "POST":
-                body = request.get_json(silent=True) or {}
-                try:
-                    days = float(body.get("days", 0) or 0)
-                    hours = float(body.get("hours", 0) or 0)
-                except (TypeError, ValueError):
-                    return jsonify({"error": "days and hours must be numbers"}), 400
-                if days < 0 or hours < 0:
-                    return jsonify({"error": "the clock only moves forward"}), 400
-                now = self.advance(days, hours)
-            else:
-                with self.holder.lock:
-                    now = self.holder.world.now
-            return jsonify({"now": now.isoformat(timespec="seconds"), "now_vn": iso_vn(now)})
-
-        @app.post("/_sandbox/touch")
-        def touch() -> Any:
-            body = request.get_json(silent=True) or {}
-            source_id = body.get("source_id")
-            if source_id not in {s.source_id for s in self.igate_sources()}:
-                return jsonify({"error": f"unknown igate source: {source_id!r}"}), 400
-            codes = body.get("codes")
-            count = body.get("count")
-            if codes is None and (not isinstance(count, int) or count < 0):
-                return jsonify({"error": "give count (int >= 0) or codes (list)"}), 400
-            if codes is not None and not isinstance(codes, list):
-                return jsonify({"error": "codes must be a list"}), 400
-            return jsonify(self.touch(source_id, count, codes))
+        add_world_routes(
+            app,
+            dialect="igate",
+            source_ids=lambda: {s.source_id for s in self.igate_sources()},
+            advance=self.advance,
+            now=lambda: self.holder.now,
+            touch=self.touch,
+            now_fields=lambda t: {"now_vn": iso_vn(t)},
+        )
 
         @app.post("/_sandbox/expire_tokens")
         def expire() -> Any:

@@ -70,7 +70,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from sandbox.common import WorldHolder, add_control_routes, json_app
+from sandbox.common import WorldHolder, add_control_routes, add_world_routes, json_app
 from sandbox.faults import FaultInjector, FaultMiddleware, FaultProfile
 from sandbox.igate import record_id
 from tthc.model import Dossier
@@ -365,13 +365,7 @@ class OnegateSimulator:
         }
 
     def advance(self, days: float, hours: float) -> datetime:
-        with self.holder.lock:
-            w = self.holder.world
-            try:
-                w.advance(days=days, hours=hours)
-            except TypeError:  # a World whose advance() only knows days
-                w.advance(days=days + hours / 24.0)
-            now = w.now
+        now = self.holder.advance(days, hours)
         self._changed()
         return now
 
@@ -399,36 +393,15 @@ class OnegateSimulator:
                     self.counts["bad_cursor" if e.code == ERR_CURSOR else "bad_params"] += 1
                 return api_error(e.code, e.message)
 
-        @app.route("/_sandbox/clock", methods=["GET", "POST"])
-        def clock() -> Any:
-            if request.method == "POST":
-                body = request.get_json(silent=True) or {}
-                try:
-                    days = float(body.get("days", 0) or 0)
-                    hours = float(body.get("hours", 0) or 0)
-                except (TypeError, ValueError):
-                    return jsonify({"error": "days and hours must be numbers"}), 400
-                if days < 0 or hours < 0:
-                    return jsonify({"error": "the clock only moves forward"}), 400
-                now = self.advance(days, hours)
-            else:
-                with self.holder.lock:
-                    now = self.holder.world.now
-            return jsonify({"now": now.isoformat(timespec="seconds"), "now_onegate": fmt_onegate(now)})
-
-        @app.post("/_sandbox/touch")
-        def touch() -> Any:
-            body = request.get_json(silent=True) or {}
-            source_id = body.get("source_id")
-            if source_id not in {s.source_id for s in self.onegate_sources()}:
-                return jsonify({"error": f"unknown onegate source: {source_id!r}"}), 400
-            codes = body.get("codes")
-            count = body.get("count")
-            if codes is None and (not isinstance(count, int) or count < 0):
-                return jsonify({"error": "give count (int >= 0) or codes (list)"}), 400
-            if codes is not None and not isinstance(codes, list):
-                return jsonify({"error": "codes must be a list"}), 400
-            return jsonify(self.touch(source_id, count, codes))
+        add_world_routes(
+            app,
+            dialect="onegate",
+            source_ids=lambda: {s.source_id for s in self.onegate_sources()},
+            advance=self.advance,
+            now=lambda: self.holder.now,
+            touch=self.touch,
+            now_fields=lambda t: {"now_onegate": fmt_onegate(t)},
+        )
 
         add_control_routes(app, self.injector, state=self.state, reset=self.reset)
         app.wsgi_app = FaultMiddleware(  # type: ignore[method-assign]
