@@ -178,10 +178,13 @@ def compute_indicators(
     verified_keys: set[str] | frozenset[str] | None = None,
     fee_procedures: set[str] | frozenset[str] | None = None,
     paper_result_procedures: set[str] | frozenset[str] | None = None,
+    agencies: Iterable[str | None] = (),
 ) -> list[dict[str, Any]]:
     """Indicator rows per agency (and a ``total`` scope) for the period (module docstring).
 
     ``legal_durations``: procedure code → legal duration, used for dossiers without ``due_at``.
+    ``agencies``: agency codes that get rows (zeros) even when none of ``dossiers`` is theirs —
+    what a caller that left out dossiers irrelevant to the period passes to keep its rows.
     """
     opts = options or IndicatorOptions()
     start = _as_start(period_start)
@@ -192,6 +195,8 @@ def compute_indicators(
     verified = verified_keys or frozenset()
 
     tallies: dict[str | None, _Tally] = defaultdict(_Tally.new)
+    for code in agencies:
+        tallies[code] = _Tally.new()
     for d in dossiers:
         ev = evaluate(
             d,

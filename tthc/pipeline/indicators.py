@@ -21,23 +21,27 @@ def indicators(ctx: StageContext) -> dict[str, Any]:
     from tthc.warehouse import repo
 
     sid = ctx.source.source_id
+    end = ctx.window_end
+    periods = {
+        "run": (end - timedelta(days=ctx.source.initial_days), end),
+        "month": (datetime(end.year, end.month, 1), end),
+    }
+    earliest = min(start for start, _ in periods.values())
     with ctx.engine.begin() as conn:
-        dossiers = repo.load_dossiers(conn, sid)
+        dossiers = repo.load_dossiers(conn, sid, relevant_since=earliest)
+        agencies = repo.agency_codes(conn, sid)
         states = repo.dossier_states(conn, sid)
         published = repo.publish_states(conn, sid)
         matches = repo.load_matches(conn, sid)
     usable = [d for d in dossiers if states[d.dossier_code].quality_status != "quarantined"]
     synced = {f"{sid}:{c}" for c, p in published.items() if p["status"] == "published"}
     verified = {f"{sid}:{c}" for c, m in matches.items() if m["match_class"] in SAME_PERSON}
-    end = ctx.window_end
-    periods = {
-        "run": (end - timedelta(days=ctx.source.initial_days), end),
-        "month": (datetime(end.year, end.month, 1), end),
-    }
     out: list[dict[str, Any]] = []
     on_time: dict[str, float | None] = {}
     for ptype, (start, stop) in periods.items():
-        rows = compute_indicators(usable, start, stop, synced_keys=synced, verified_keys=verified)
+        rows = compute_indicators(
+            usable, start, stop, synced_keys=synced, verified_keys=verified, agencies=agencies
+        )
         for r in rows:
             if ptype == "run" and r["indicator_id"] == SYNC_RATE:
                 continue  # the run's sync rate is the publish stage's read-back of the portal (verify)

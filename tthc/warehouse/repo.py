@@ -94,7 +94,6 @@ Indicators
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -112,6 +111,7 @@ from sqlalchemy.engine import Connection, Engine
 from tthc.model import SCALAR_FIELDS, Attachment, Dossier, Supplement
 from tthc.privacy import scrub_digits
 from tthc.timeutil import vn_now
+from tthc.warehouse import bulk
 from tthc.warehouse import schema as s
 from tthc.warehouse.schema import RawJSON, json_default, json_dumps
 from tthc.warehouse.sqlfiles import load_sql
@@ -225,12 +225,12 @@ def _upsert(
     """
     if not rows:
         return 0
-    ins = _insert(conn, table)
-    cols = list(update) if update is not None else [c for c in rows[0] if c not in keys]
-    set_: dict[str, Any] = {c: ins.excluded[c] for c in cols}
-    if extra_set is not None:
-        set_.update(extra_set(ins.excluded))
-    stmt = ins.on_conflict_do_update(index_elements=list(keys), set_=set_)
+    if bulk.usable(conn, len(rows)):
+        bulk.copy_upsert(conn, table, rows, keys, update=update, extra_set=extra_set)
+        return len(rows)
+    stmt = bulk.on_conflict_update(
+        _insert(conn, table), list(rows[0]), keys, update=update, extra_set=extra_set
+    )
     for chunk in _chunks(rows, WRITE_CHUNK):
         conn.execute(stmt, list(chunk))
     return len(rows)
@@ -303,6 +303,9 @@ def record_raw(
     inserted = 0
     with _tx(bind) as conn:
         t = s.raw_records
+        if bulk.usable(conn, len(rows)):
+            keys = ["source_id", "record_hash"]
+            return bulk.copy_upsert(conn, t, list(rows.values()), keys, do_nothing=True)
         stmt = (
             _insert(conn, t)
             .on_conflict_do_nothing(index_elements=["source_id", "record_hash"])
@@ -348,31 +351,6 @@ class DossierState:
 
 
 _MIN_DT = datetime.min
-_DOSSIER_FIELDS = tuple(f.name for f in dataclasses.fields(Dossier))
-_ATTACHMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Attachment))
-_SELF_CHECK_EVERY = 997  # compare the fast path with the model on a sample of every batch
-
-
-def _iso(v: datetime | None) -> str | None:
-    return v.isoformat(timespec="seconds") if v is not None else None
-
-
-def _fast_dict(d: Dossier) -> dict[str, Any]:
-    """``Dossier.to_dict()`` without ``dataclasses.asdict``'s deep copies (~10x faster).
-
-    The model's version dominates the cost of a 100k-row load; :func:`_payloads` checks this one
-    against it on a sample of every batch and falls back to the model if they ever disagree.
-    """
-    out: dict[str, Any] = {}
-    for f in _DOSSIER_FIELDS:
-        v = getattr(d, f)
-        out[f] = v.isoformat(timespec="seconds") if isinstance(v, datetime) else v
-    out["supplements"] = [
-        {"requested_at": _iso(x.requested_at), "completed_at": _iso(x.completed_at)} for x in d.supplements
-    ]
-    out["attachments"] = [{f: getattr(a, f) for f in _ATTACHMENT_FIELDS} for a in d.attachments]
-    out["raw_issues"] = dict(d.raw_issues)
-    return out
 
 
 def _hashed(payload: dict[str, Any]) -> tuple[RawJSON, str]:
@@ -383,23 +361,11 @@ def _hashed(payload: dict[str, Any]) -> tuple[RawJSON, str]:
 
 
 def _payloads(dossiers: Sequence[Dossier]) -> list[tuple[dict[str, Any], RawJSON, str]]:
-    """``(to_dict(), hashed text, content_hash())`` per dossier; the fast path is checked on a sample."""
-    fast = True
-    for i in range(0, len(dossiers), _SELF_CHECK_EVERY):
-        d = dossiers[i]
-        payload = _fast_dict(d)
-        if payload != d.to_dict() or _hashed(payload)[1] != d.content_hash():
-            log.warning("fast dossier serialisation disagrees with tthc.model; using the model's")
-            fast = False
-            break
+    """``(to_dict(), hashed text, content_hash())`` per dossier, serialising each only once."""
     out = []
     for d in dossiers:
-        payload = _fast_dict(d) if fast else d.to_dict()
+        payload = d.to_dict()
         blob, h = _hashed(payload)
-        if not fast and h != d.content_hash():  # pragma: no cover - the model changed its hash
-            raise RuntimeError(
-                "tthc.model.Dossier.content_hash no longer hashes to_dict(); update the warehouse"
-            )
         out.append((payload, blob, h))
     return out
 
@@ -515,11 +481,13 @@ def upsert_dossiers(
             keys = ("source_id", "dossier_code")
             update_cols = [c for c in writes[0] if c not in keys and c != "first_seen_run"]
             _upsert(conn, t, writes, keys, update=update_cols)
-            hist_stmt = _insert(conn, s.dossier_history).on_conflict_do_nothing(
-                index_elements=["source_id", "dossier_code", "version"]
-            )
-            for chunk in _chunks(history, WRITE_CHUNK):
-                conn.execute(hist_stmt, list(chunk))
+            hist_keys = ["source_id", "dossier_code", "version"]
+            if bulk.usable(conn, len(history)):
+                bulk.copy_upsert(conn, s.dossier_history, history, hist_keys, do_nothing=True)
+            else:
+                hist_stmt = _insert(conn, s.dossier_history).on_conflict_do_nothing(index_elements=hist_keys)
+                for chunk in _chunks(history, WRITE_CHUNK):
+                    conn.execute(hist_stmt, list(chunk))
         if touches:
             touch = (
                 sa.update(t)
@@ -551,14 +519,45 @@ def _dt(v: str | datetime | None) -> datetime | None:
     return datetime.fromisoformat(v)
 
 
-def load_dossiers(bind: Bind, source_id: str, codes: Iterable[str] | None = None) -> list[Dossier]:
-    """Current versions of one source's dossiers (all, or the given codes), ordered by code."""
+def load_dossiers(
+    bind: Bind,
+    source_id: str,
+    codes: Iterable[str] | None = None,
+    *,
+    relevant_since: datetime | None = None,
+) -> list[Dossier]:
+    """Current versions of one source's dossiers (all, or the given codes), ordered by code.
+
+    ``relevant_since``: only dossiers that can count in a period starting then — received or
+    changed since, still without an end (``finished_at``), or undated. Everything else ended and
+    last changed before the period: it is neither received in it nor active at its start. Keeps a
+    night's indicator work bounded by the period, not by the years the warehouse holds.
+    """
     t = s.dossiers
     q = sa.select(t).where(t.c.source_id == source_id)
+    if relevant_since is not None:
+        q = q.where(
+            sa.or_(
+                t.c.received_at.is_(None),
+                t.c.received_at >= relevant_since,
+                t.c.updated_at.is_(None),
+                t.c.updated_at >= relevant_since,
+                t.c.finished_at.is_(None),
+            )
+        )
     with _tx(bind) as conn:
         out = [_to_dossier(m) for m in _in_chunks(conn, q, t.c.dossier_code, codes)]
     out.sort(key=lambda d: d.dossier_code or "")
     return out
+
+
+def agency_codes(bind: Bind, source_id: str) -> list[str | None]:
+    """Distinct agency codes of one source's dossiers (None for dossiers without one)."""
+    t = s.dossiers
+    with _tx(bind) as conn:
+        return list(
+            conn.execute(sa.select(t.c.agency_code).where(t.c.source_id == source_id).distinct()).scalars()
+        )
 
 
 def changed_since(bind: Bind, source_id: str, run_id_or_time: str | datetime) -> list[Dossier]:
@@ -772,6 +771,9 @@ def save_validation(
                 sa.delete(t).where(t.c.run_id == run_id, t.c.source_id == source_id, t.c.suite == suite)
             )
         for t, rows in ((vr, list(rules.values())), (di, list(issues.values()))):
+            if bulk.usable(conn, len(rows)):
+                bulk.copy_upsert(conn, t, rows, [], do_nothing=True)
+                continue
             for chunk in _chunks(rows, WRITE_CHUNK):
                 conn.execute(sa.insert(t), list(chunk))
     return len(rules), len(issues)
@@ -1170,6 +1172,8 @@ def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime |
     o = s.publish_outbox
     n = 0
     with _tx(bind) as conn:
+        if bulk.usable(conn, len(out)):
+            return bulk.copy_upsert(conn, o, list(out.values()), ["outbox_key"], do_nothing=True)
         stmt = (
             _insert(conn, o).on_conflict_do_nothing(index_elements=["outbox_key"]).returning(o.c.outbox_key)
         )

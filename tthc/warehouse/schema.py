@@ -8,8 +8,10 @@ Conventions:
   the same bytes on SQLite and PostgreSQL, and a payload hash is reproducible from the stored text.
 * Enumerations are short strings guarded by named CHECK constraints; names of every constraint and
   index come from :data:`NAMING_CONVENTION` so migrations can refer to them on both backends.
-* Nothing outside ``dossiers``, ``dossier_history``, ``raw_records`` and ``lookup_cache`` may hold
-  personal data: results, issues, audit and run rows carry codes, counts and keyed hashes only.
+* Nothing outside ``dossiers``, ``dossier_history``, ``raw_records``, ``lookup_cache`` and the
+  ``payload`` of ``publish_outbox`` (the message sent to the national portal) may hold personal
+  data: results, issues, audit and run rows carry codes, counts and keyed hashes only. The privacy
+  scan (``tthc.privacy_scan``, ``PERSONAL_DATA_TABLES``) checks every other table.
 
 Any change here needs a new migration in ``migrations/versions`` (the test suite compares the
 migrated database with this metadata).
@@ -146,6 +148,9 @@ raw_records = sa.Table(
 )
 sa.Index(None, raw_records.c.source_id, raw_records.c.dossier_code)
 sa.Index(None, raw_records.c.run_id)
+# 0007: validation reads "this run's records of this source"; with run_id alone PostgreSQL visits
+# every source's records of the night for each source (20 sources: 20 times the night)
+sa.Index(None, raw_records.c.source_id, raw_records.c.run_id, raw_records.c.id)
 
 dossiers = sa.Table(
     "dossiers",
