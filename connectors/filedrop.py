@@ -80,6 +80,7 @@ from typing import Any, Literal
 
 from charset_normalizer import from_bytes
 
+from connectors.mapping import storable_code
 from connectors.sqldb import _parse_datetime, map_row
 from tthc.model import Dossier
 from tthc.names import is_vietnamese_syllable, matching_key
@@ -181,8 +182,9 @@ def scan(
     does not change (receipt time, ID number, procedure, agency); of rows equal on all five only
     the one of the newest export (``_exported_at``, then the later file, then the later row) is
     returned, so validation does not mistake two exports for a ``duplicate_code``. Two rows sharing
-    a code but not the rest (the real defect) are both kept. ``FileOutcome.rows`` counts the rows
-    each file held, before this.
+    a code but not the rest (the real defect) are both kept, and so are two rows of *one* file that
+    are equal on the five but differ elsewhere (one export cannot say which is newer).
+    ``FileOutcome.rows`` counts the rows each file held, before this.
 
     File names in the outcomes, the records and the ``(name, sha256)`` pairs are paths relative to
     ``folder`` with ``/`` separators (``000.00.12.H40/hoso_2026_10.csv`` in an agency sub-folder).
@@ -251,7 +253,22 @@ def _newest_per_dossier(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if j is None or str(r.get("_exported_at") or "") >= str(records[j].get("_exported_at") or ""):
             best[key] = i  # later files and rows win ties: the scan reads in name order
     keep = set(best.values())
+    for i, key in enumerate(keys):
+        if key is None or i in keep:
+            continue
+        j = best[key]
+        if records[i].get("_file") == records[j].get("_file") and _content(records[i]) != _content(
+            records[j]
+        ):
+            # one export holding two different contents for one dossier: neither is "newer", so both
+            # go on and validation holds them back (duplicate_code) instead of one silently winning
+            keep.add(i)
     return [r for i, (r, key) in enumerate(zip(records, keys, strict=True)) if key is None or i in keep]
+
+
+def _content(record: Mapping[str, Any]) -> str:
+    """A row's values without its position (two identical rows of one file are one row)."""
+    return json.dumps({k: v for k, v in record.items() if k != "_row"}, sort_keys=True, default=str)
 
 
 def _walk(root: Path, rel: str, recursive: bool) -> Iterable[tuple[str, os.DirEntry[str]]]:
@@ -471,10 +488,18 @@ def read_csv(data: bytes) -> ParsedFile:
             best = (known, delimiter)
     assert best is not None
     delimiter = best[1]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    table_rows: list[tuple[int, list[str]]] = []
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-        table_rows = [(i, row) for i, row in enumerate(reader, start=1)]
-    except csv.Error:
+        for row in reader:
+            table_rows.append((len(table_rows) + 1, row))
+    except csv.Error as exc:
+        if "field limit" in str(exc):  # csv's own guard against runaway fields
+            limit = csv.field_size_limit()
+            raise FileRejected(
+                f"Dòng {len(table_rows) + 1} có ô dữ liệu dài hơn {limit} ký tự: dữ liệu bất thường",
+                f"row {len(table_rows) + 1} has a field longer than {limit} characters",
+            ) from None
         raise FileRejected(
             "Tệp CSV sai cấu trúc (dấu ngoặc kép không đóng?)", "malformed CSV (unclosed quote?)"
         ) from None
@@ -658,7 +683,7 @@ def code_of(record: Mapping[str, Any]) -> str | None:
     code = record.get("ma_ho_so") if isinstance(record, Mapping) else None
     if code is None:
         return None
-    return str(code).strip() or None
+    return storable_code(str(code).strip())
 
 
 __all__ = [

@@ -45,6 +45,7 @@ Credentials are parameters: the caller takes them from an Airflow connection or 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -60,7 +61,7 @@ from connectors.http import (
     Timeouts,
     json_body,
 )
-from connectors.mapping import Issues, parse_list, unreadable_record
+from connectors.mapping import Issues, parse_list, storable, storable_code, unreadable_record
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.timeutil import VN_TZ, parse_iso_vn, to_vn_naive, vn_now
@@ -227,7 +228,7 @@ class IgateClient:
         for record in self._iter_window(lower, upper):
             self._keep_newest(seen, record)
         self.last_stats.unique = len(seen)
-        out = sorted(seen.values(), key=lambda r: (_sort_time(r), str(r.get("id"))))
+        out = sorted(seen.values(), key=lambda r: (_sort_time(r), _record_key(r)))
         log.info(
             "igate fetch %s..%s: %d records (%d requests, %d read, %d overlap duplicates, %d dense slices)",
             lower.isoformat(),
@@ -263,6 +264,13 @@ class IgateClient:
             since = max(cursor - OVERLAP, lower)  # never before the caller's window
             page = self._get_page(self._params(since, upper, 0, self.page_size))
             content = page["content"]
+            if not content and (_int_or_none(page.get("totalElements")) or 0) > 0:
+                # the first page of a range cannot be empty when the range holds records: the server
+                # (or a proxy) lost them; concluding "nothing changed" would move the watermark past them
+                raise ProtocolError(
+                    "igate answered an empty first page although totalElements says records match",
+                    target=DOSSIERS_PATH,
+                )
             self.last_stats.records_read += len(content)
             _check_filtered(content, since)
             yield from content
@@ -322,8 +330,8 @@ class IgateClient:
             self.last_stats.slice_rereads += 1
             log.warning("igate: records moved while reading a dense slice; re-reading it from page 0")
         raise ProtocolError(
-            "igate records kept moving while a dense slice was read; giving up rather than returning "
-            "an incomplete window",
+            "igate records kept moving while a dense slice was read (or totalElements does not match "
+            "the records served); giving up rather than returning an incomplete window",
             target=DOSSIERS_PATH,
         )
 
@@ -339,14 +347,18 @@ def _iso(value: datetime) -> str:
     return to_vn_naive(value).replace(tzinfo=VN_TZ).isoformat(timespec="seconds")
 
 
-def _record_key(record: Mapping[str, Any]) -> str:
+def _record_key(record: Any) -> str:
+    if not isinstance(record, Mapping):  # not even an object: only an identical copy is the same record
+        return "raw:" + json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
     rid = record.get("id")
     if rid not in (None, ""):
         return f"id:{rid}"
     return f"code:{record.get('code')}"
 
 
-def _parse_updated(record: Mapping[str, Any]) -> datetime | None:
+def _parse_updated(record: Any) -> datetime | None:
+    if not isinstance(record, Mapping):
+        return None
     try:
         return parse_iso_vn(record.get("updatedDate"))
     except (TypeError, ValueError):
@@ -516,9 +528,9 @@ def _fee(issues: Issues, raw: Any) -> int | None:
 
 
 def code_of(record: Mapping[str, Any]) -> str | None:
-    """The dossier code of a raw igate record (None when absent or not a string)."""
+    """The dossier code of a raw igate record (None when absent, not a string or too long)."""
     code = record.get("code") if isinstance(record, Mapping) else None
-    return code if isinstance(code, str) and code else None
+    return storable_code(code) if isinstance(code, str) else None
 
 
 def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
@@ -581,41 +593,43 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
         ),
     )
 
-    return Dossier(
-        source_id=source_id,
-        dossier_code=_text(issues, "dossier_code", record.get("code")),
-        agency_code=_text(issues, "agency_code", _get(record, "agency", "code")),
-        procedure_code=_text(issues, "procedure_code", _get(record, "procedure", "code")),
-        received_at=_datetime(issues, "received_at", record.get("acceptedDate")),
-        updated_at=_datetime(issues, "updated_at", record.get("updatedDate")),
-        status=status,
-        status_raw=status_raw,
-        source_record_id=_text(issues, "source_record_id", record.get("id")),
-        agency_name=_text(issues, "agency_name", _get(record, "agency", "name")),
-        procedure_name=_text(issues, "procedure_name", _get(record, "procedure", "name")),
-        sector_code=_text(issues, "sector_code", _get(record, "procedure", "sector", "code")),
-        sector_name=_text(issues, "sector_name", _get(record, "procedure", "sector", "name")),
-        channel=channel,
-        applicant_name=_text(issues, "applicant_name", _get(record, "applicant", "fullname")),
-        applicant_id_number=id_number,
-        applicant_id_type=codes.id_type(id_number),
-        applicant_birth_date=_birth_date(issues, _get(record, "applicant", "birthDate")),
-        applicant_sex=_small_int(
-            issues, "applicant_sex", _get(record, "applicant", "gender"), frozenset({1, 2})
-        ),
-        applicant_type=applicant_type,
-        applicant_phone=_text(issues, "applicant_phone", _get(record, "applicant", "phone")),
-        due_at=_datetime(issues, "due_at", record.get("appointmentDate")),
-        finished_at=_datetime(issues, "finished_at", record.get("completedDate")),
-        returned_at=_datetime(issues, "returned_at", record.get("returnedDate")),
-        paid_online=_paid_online(issues, record.get("paidOnline")),
-        fee=_fee(issues, _get(record, "procedure", "fee")),
-        result_type=result_type,
-        result_file=_text(issues, "result_file", record.get("resultFile")),
-        vneid_verified=_bool(issues, "vneid_verified", record.get("vneidVerified")),
-        supplements=supplements,
-        attachments=attachments,
-        raw_issues=issues.issues,
+    return storable(
+        Dossier(
+            source_id=source_id,
+            dossier_code=_text(issues, "dossier_code", record.get("code")),
+            agency_code=_text(issues, "agency_code", _get(record, "agency", "code")),
+            procedure_code=_text(issues, "procedure_code", _get(record, "procedure", "code")),
+            received_at=_datetime(issues, "received_at", record.get("acceptedDate")),
+            updated_at=_datetime(issues, "updated_at", record.get("updatedDate")),
+            status=status,
+            status_raw=status_raw,
+            source_record_id=_text(issues, "source_record_id", record.get("id")),
+            agency_name=_text(issues, "agency_name", _get(record, "agency", "name")),
+            procedure_name=_text(issues, "procedure_name", _get(record, "procedure", "name")),
+            sector_code=_text(issues, "sector_code", _get(record, "procedure", "sector", "code")),
+            sector_name=_text(issues, "sector_name", _get(record, "procedure", "sector", "name")),
+            channel=channel,
+            applicant_name=_text(issues, "applicant_name", _get(record, "applicant", "fullname")),
+            applicant_id_number=id_number,
+            applicant_id_type=codes.id_type(id_number),
+            applicant_birth_date=_birth_date(issues, _get(record, "applicant", "birthDate")),
+            applicant_sex=_small_int(
+                issues, "applicant_sex", _get(record, "applicant", "gender"), frozenset({1, 2})
+            ),
+            applicant_type=applicant_type,
+            applicant_phone=_text(issues, "applicant_phone", _get(record, "applicant", "phone")),
+            due_at=_datetime(issues, "due_at", record.get("appointmentDate")),
+            finished_at=_datetime(issues, "finished_at", record.get("completedDate")),
+            returned_at=_datetime(issues, "returned_at", record.get("returnedDate")),
+            paid_online=_paid_online(issues, record.get("paidOnline")),
+            fee=_fee(issues, _get(record, "procedure", "fee")),
+            result_type=result_type,
+            result_file=_text(issues, "result_file", record.get("resultFile")),
+            vneid_verified=_bool(issues, "vneid_verified", record.get("vneidVerified")),
+            supplements=supplements,
+            attachments=attachments,
+            raw_issues=issues.issues,
+        )
     )
 
 

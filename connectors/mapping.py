@@ -3,6 +3,11 @@
 A mapper never raises for one bad record: a value it cannot understand becomes None and its raw
 text is kept in ``Dossier.raw_issues`` under the canonical field name, so validation can hold the
 record back with a precise reason instead of the whole batch failing.
+
+Every mapper passes its result through :func:`storable`, so one record can never make the
+warehouse refuse the whole batch: PostgreSQL text cannot hold NUL characters (they become U+FFFD,
+which validation's ``invalid_characters`` rule then reports), and code columns hold at most
+:data:`MAX_CODE_LENGTH` characters (a longer code is unreadable: ``unparseable_<field>``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,26 @@ from typing import Any, TypeVar
 from tthc.model import Dossier
 
 T = TypeVar("T")
+
+#: Length of the warehouse's code columns (``tthc.warehouse.schema.CODE``).
+MAX_CODE_LENGTH = 128
+#: Dossier fields stored in code columns.
+CODE_FIELDS = ("dossier_code", "agency_code", "procedure_code", "sector_code", "source_record_id")
+#: What a NUL character becomes (PostgreSQL text cannot store it; the original stays in the raw record).
+NUL_REPLACEMENT = "\ufffd"
+_TEXT_FIELDS = (
+    *CODE_FIELDS,
+    "status_raw",
+    "agency_name",
+    "procedure_name",
+    "sector_name",
+    "applicant_name",
+    "applicant_id_number",
+    "applicant_birth_date",
+    "applicant_phone",
+    "result_type",
+    "result_file",
+)
 
 
 class Issues:
@@ -57,3 +82,32 @@ def unreadable_record(source_id: str, raw: Any, *, updated_at: datetime | None =
         status=None,
         raw_issues=issues.issues,
     )
+
+
+def storable_code(code: str | None) -> str | None:
+    """A raw record's dossier code as the raw store can key it (``code`` is a string the dialect's
+    ``code_of`` read): None when empty or too long for a code column, NUL characters replaced."""
+    if code is None or not code or len(code) > MAX_CODE_LENGTH:
+        return None
+    return code.replace("\x00", NUL_REPLACEMENT)
+
+
+def storable(d: Dossier) -> Dossier:
+    """``d`` made storable on every warehouse backend (module docstring); changes ``d`` in place.
+
+    A code longer than a code column becomes None with its (cut) raw text in ``raw_issues``; NUL
+    characters in any text column become U+FFFD, so the record is stored and then held back by
+    validation instead of failing the whole batch (nested lists and ``raw_issues`` are stored as
+    JSON text, where NUL is escaped).
+    """
+    for name in _TEXT_FIELDS:
+        value = getattr(d, name)
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            value = value.replace("\x00", NUL_REPLACEMENT)
+            setattr(d, name, value)
+        if name in CODE_FIELDS and len(value) > MAX_CODE_LENGTH:
+            setattr(d, name, None)
+            d.raw_issues[name] = value[:200]
+    return d

@@ -71,7 +71,7 @@ from connectors.http import (
     TransientError,
     json_body,
 )
-from connectors.mapping import Issues, parse_list, unreadable_record
+from connectors.mapping import Issues, parse_list, storable, storable_code, unreadable_record
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.timeutil import to_vn_naive, vn_now
@@ -355,15 +355,16 @@ def _parse_time(raw: Any) -> datetime | None:
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         raise ValueError("not a yyyyMMddHHmmss value")
     s = str(raw).strip()
-    if len(s) != 14 or not s.isdigit():
+    if len(s) != 14 or not s.isascii() or not s.isdigit():
         raise ValueError("not a yyyyMMddHHmmss value")
-    return datetime.strptime(s, TIME_FORMAT)
+    # slicing instead of strptime (ten times slower, and called six times per record)
+    return datetime(int(s[:4]), int(s[4:6]), int(s[6:8]), int(s[8:10]), int(s[10:12]), int(s[12:]))
 
 
 def code_of(record: Mapping[str, Any]) -> str | None:
     """The dossier code of a raw record (for the raw store)."""
     code = record.get("MaHoSo") if isinstance(record, Mapping) else None
-    return None if code is None else str(code)
+    return None if code is None else storable_code(str(code))
 
 
 # ---- mapping ---------------------------------------------------------------------------------------
@@ -525,36 +526,38 @@ def to_dossier(record: Mapping[str, Any], source_id: str) -> Dossier:
         ),
     )
 
-    return Dossier(
-        source_id=source_id,
-        dossier_code=_text(issues, "dossier_code", record.get("MaHoSo")),
-        agency_code=_text(issues, "agency_code", record.get("MaDonVi")),
-        procedure_code=_text(issues, "procedure_code", record.get("MaTTHC")),
-        received_at=_datetime(issues, "received_at", record.get("NgayTiepNhan")),
-        updated_at=_datetime(issues, "updated_at", record.get("NgayCapNhat")),
-        status=status,
-        status_raw=status_raw,
-        procedure_name=_text(issues, "procedure_name", record.get("TenTTHC")),
-        sector_code=_text(issues, "sector_code", record.get("MaLinhVuc")),
-        channel=_code(issues, "channel", record.get("KenhThucHien"), CHANNELS),
-        applicant_name=_text(issues, "applicant_name", record.get("ChuHoSo")),
-        applicant_id_number=id_number,
-        applicant_id_type=codes.id_type(id_number),
-        applicant_birth_date=_birth_date(issues, record.get("NgaySinhChuHoSo")),
-        applicant_sex=_sex(issues, record.get("GioiTinh")),
-        applicant_type=_code(issues, "applicant_type", record.get("LoaiDoiTuong"), frozenset({1, 2})),
-        due_at=_datetime(issues, "due_at", record.get("NgayHenTra")),
-        finished_at=_datetime(issues, "finished_at", record.get("NgayKetThucXuLy")),
-        returned_at=_datetime(issues, "returned_at", record.get("NgayTra")),
-        paid_online=_code(
-            issues, "paid_online", record.get("DuocThanhToanTrucTuyen"), frozenset({0, 1, 2}), null=0
-        ),
-        fee=_fee(issues, record.get("LePhi")),
-        result_file=_text(issues, "result_file", record.get("DuongDanTepTinKetQua")),
-        vneid_verified=_flag(issues, "vneid_verified", record.get("TaiKhoanDuocXacThucVoiVNeID")),
-        supplements=supplements,
-        attachments=attachments,
-        raw_issues=issues.issues,
+    return storable(
+        Dossier(
+            source_id=source_id,
+            dossier_code=_text(issues, "dossier_code", record.get("MaHoSo")),
+            agency_code=_text(issues, "agency_code", record.get("MaDonVi")),
+            procedure_code=_text(issues, "procedure_code", record.get("MaTTHC")),
+            received_at=_datetime(issues, "received_at", record.get("NgayTiepNhan")),
+            updated_at=_datetime(issues, "updated_at", record.get("NgayCapNhat")),
+            status=status,
+            status_raw=status_raw,
+            procedure_name=_text(issues, "procedure_name", record.get("TenTTHC")),
+            sector_code=_text(issues, "sector_code", record.get("MaLinhVuc")),
+            channel=_code(issues, "channel", record.get("KenhThucHien"), CHANNELS),
+            applicant_name=_text(issues, "applicant_name", record.get("ChuHoSo")),
+            applicant_id_number=id_number,
+            applicant_id_type=codes.id_type(id_number),
+            applicant_birth_date=_birth_date(issues, record.get("NgaySinhChuHoSo")),
+            applicant_sex=_sex(issues, record.get("GioiTinh")),
+            applicant_type=_code(issues, "applicant_type", record.get("LoaiDoiTuong"), frozenset({1, 2})),
+            due_at=_datetime(issues, "due_at", record.get("NgayHenTra")),
+            finished_at=_datetime(issues, "finished_at", record.get("NgayKetThucXuLy")),
+            returned_at=_datetime(issues, "returned_at", record.get("NgayTra")),
+            paid_online=_code(
+                issues, "paid_online", record.get("DuocThanhToanTrucTuyen"), frozenset({0, 1, 2}), null=0
+            ),
+            fee=_fee(issues, record.get("LePhi")),
+            result_file=_text(issues, "result_file", record.get("DuongDanTepTinKetQua")),
+            vneid_verified=_flag(issues, "vneid_verified", record.get("TaiKhoanDuocXacThucVoiVNeID")),
+            supplements=supplements,
+            attachments=attachments,
+            raw_issues=issues.issues,
+        )
     )
 
 

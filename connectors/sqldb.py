@@ -101,7 +101,7 @@ from connectors.http import (
     RetryPolicy,
     TransientError,
 )
-from connectors.mapping import Issues, unreadable_record
+from connectors.mapping import Issues, storable, storable_code, unreadable_record
 from tthc import codes
 from tthc.model import Attachment, Dossier, Supplement
 from tthc.names import ascii_fold, repair_encoding
@@ -496,7 +496,7 @@ def _decode_bytes(raw: bytes) -> str:
 def code_of(row: Mapping[str, Any]) -> str | None:
     """The dossier code of a raw row (for the raw store)."""
     code = row.get("ma_ho_so") if isinstance(row, Mapping) else None
-    return None if code is None else str(code).strip() or None
+    return None if code is None else storable_code(str(code).strip())
 
 
 # ---- text repair -----------------------------------------------------------------------------------
@@ -810,35 +810,37 @@ def map_row(
     updated = _datetime(issues, "updated_at", row.get(UPDATED_COLUMN))
     if updated is None and "updated_at" not in issues.issues:
         updated = updated_default
-    return Dossier(
-        source_id=source_id,
-        dossier_code=_text(issues, "dossier_code", row.get("ma_ho_so")),
-        agency_code=_text(issues, "agency_code", row.get("ma_don_vi")),
-        procedure_code=_text(issues, "procedure_code", row.get("ma_tthc")),
-        received_at=_datetime(issues, "received_at", row.get("ngay_tiep_nhan")),
-        updated_at=updated,
-        status=status,
-        status_raw=status_raw,
-        procedure_name=_text(issues, "procedure_name", row.get("ten_tthc"), legacy=legacy),
-        channel=_code(issues, "channel", row.get("kenh_nop"), (1, 2, 3), words=_CHANNEL_WORDS),
-        # names keep their spaces: spacing defects are the matcher's business, not ours
-        applicant_name=_text(
-            issues, "applicant_name", row.get("ho_ten_chu_ho_so"), strip=False, legacy=legacy
-        ),
-        applicant_id_number=id_number,
-        applicant_id_type=codes.id_type(id_number),
-        applicant_birth_date=_birth_date(issues, row.get("ngay_sinh")),
-        applicant_sex=_code(issues, "applicant_sex", row.get("gioi_tinh"), (1, 2), words=_SEX_WORDS),
-        due_at=_datetime(issues, "due_at", row.get("ngay_hen_tra")),
-        finished_at=_datetime(issues, "finished_at", row.get("ngay_ket_thuc")),
-        returned_at=_datetime(issues, "returned_at", row.get("ngay_tra_kq")),
-        paid_online=_code(issues, "paid_online", row.get("thanh_toan_truc_tuyen"), (0, 1, 2), null=0),
-        fee=_fee(issues, row.get("le_phi")),
-        result_type=None,
-        result_file=ELECTRONIC_RESULT_MARKER if electronic else None,
-        supplements=_supplements(issues, row),
-        attachments=[] if digitised is None else [Attachment(COMPONENT_NAME, digitized=digitised)],
-        raw_issues=issues.issues,
+    return storable(
+        Dossier(
+            source_id=source_id,
+            dossier_code=_text(issues, "dossier_code", row.get("ma_ho_so")),
+            agency_code=_text(issues, "agency_code", row.get("ma_don_vi")),
+            procedure_code=_text(issues, "procedure_code", row.get("ma_tthc")),
+            received_at=_datetime(issues, "received_at", row.get("ngay_tiep_nhan")),
+            updated_at=updated,
+            status=status,
+            status_raw=status_raw,
+            procedure_name=_text(issues, "procedure_name", row.get("ten_tthc"), legacy=legacy),
+            channel=_code(issues, "channel", row.get("kenh_nop"), (1, 2, 3), words=_CHANNEL_WORDS),
+            # names keep their spaces: spacing defects are the matcher's business, not ours
+            applicant_name=_text(
+                issues, "applicant_name", row.get("ho_ten_chu_ho_so"), strip=False, legacy=legacy
+            ),
+            applicant_id_number=id_number,
+            applicant_id_type=codes.id_type(id_number),
+            applicant_birth_date=_birth_date(issues, row.get("ngay_sinh")),
+            applicant_sex=_code(issues, "applicant_sex", row.get("gioi_tinh"), (1, 2), words=_SEX_WORDS),
+            due_at=_datetime(issues, "due_at", row.get("ngay_hen_tra")),
+            finished_at=_datetime(issues, "finished_at", row.get("ngay_ket_thuc")),
+            returned_at=_datetime(issues, "returned_at", row.get("ngay_tra_kq")),
+            paid_online=_code(issues, "paid_online", row.get("thanh_toan_truc_tuyen"), (0, 1, 2), null=0),
+            fee=_fee(issues, row.get("le_phi")),
+            result_type=None,
+            result_file=ELECTRONIC_RESULT_MARKER if electronic else None,
+            supplements=_supplements(issues, row),
+            attachments=[] if digitised is None else [Attachment(COMPONENT_NAME, digitized=digitised)],
+            raw_issues=issues.issues,
+        )
     )
 
 

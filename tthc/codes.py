@@ -61,8 +61,10 @@ CMND_RE = re.compile(r"^\d{9}$")
 
 
 def vendor_status(raw: str | int | None) -> int | None:
-    """Map a vendor status (string vocabulary or a numeric code) to the portal code, or None."""
-    if raw is None:
+    """Map a vendor status (string vocabulary or a numeric code) to the portal code, or None.
+
+    A boolean is not a status (JSON ``true`` would otherwise pass as the integer 1)."""
+    if raw is None or isinstance(raw, bool):
         return None
     if isinstance(raw, int):
         return raw if raw in STATUS_NAMES else None

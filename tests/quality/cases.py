@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from tthc.model import Dossier
+from tthc.model import Attachment, Dossier
 
 RECEIVED = datetime(2025, 7, 14, 8, 30)
 GOOD_CCCD = "036185000123"  # Nam Định (036), female (d4=1), born 1985
@@ -87,7 +87,7 @@ BAD_CASES: list[tuple[str, str, dict]] = [
     ("cccd_prefix", "cccd_prefix", {"applicant_id_number": "999185000123"}),
     ("cccd_prefix_merged_province", "cccd_prefix", {"applicant_id_number": "003185000123"}),
     ("cccd_birth_year", "cccd_birth_year", {"applicant_birth_date": "1990-01-01"}),
-    ("cccd_birth_year_only_year", "cccd_birth_year", {"applicant_birth_date": "2085"}),
+    ("cccd_birth_year_only_year", "cccd_birth_year", {"applicant_birth_date": "1995"}),
     ("cccd_sex", "cccd_sex", {"applicant_sex": 1}),
     ("unknown_sex", "unknown_sex", {"applicant_sex": 3}),
     ("unknown_applicant_type", "unknown_applicant_type", {"applicant_type": 5}),
@@ -99,6 +99,21 @@ BAD_CASES: list[tuple[str, str, dict]] = [
         {"received_at": None, "raw_issues": {"received_at": "32/13/2025"}},
     ),
     ("unparseable_due_at", "unparseable_due_at", {"due_at": None, "raw_issues": {"due_at": "tomorrow"}}),
+    ("invalid_characters", "invalid_characters", {"applicant_name": "Nguyễn Thị\x1b Thuý"}),
+    ("invalid_characters_bidi", "invalid_characters", {"procedure_name": "Cấp phép \u202exod.exe"}),
+    ("text_too_long", "text_too_long", {"applicant_name": "Nguyễn " * 60}),
+    (
+        "implausible_applicant_name",
+        "implausible_applicant_name",
+        {"applicant_name": "Nguyễn Văn A'); DROP TABLE dossiers;--"},
+    ),
+    ("too_many_attachments", "too_many_attachments", {"attachments": [Attachment("Tờ khai")] * 1001}),
+    ("received_in_future", "received_in_future", {"updated_at": RECEIVED - timedelta(days=2)}),
+    (
+        "birth_date_in_future",
+        "birth_date_in_future",
+        {"applicant_birth_date": "2030-01-01", "applicant_id_number": None, "applicant_id_type": None},
+    ),
 ]
 
 # Rows that look odd but break no rule.
@@ -129,6 +144,10 @@ CLEAN_CASES: list[tuple[str, dict]] = [
     ("channel_null", {"channel": None, "paid_online": None, "fee": None, "result_type": None}),
     ("status_without_raw", {"status": 2, "status_raw": None}),
     ("nfd_name", {"applicant_name": "Nguye\u0302\u0303n Va\u0306n A"}),
+    ("foreign_name", {"applicant_name": "O'Brien-Smith Jr."}),
+    ("organisation_name", {"applicant_type": 2, "applicant_name": "Công ty TNHH A & B (Việt Nam) số 1"}),
+    ("birth_same_year_as_receipt", {"applicant_birth_date": "2025", "applicant_id_number": None}),
+    ("received_same_day_as_update", {"updated_at": RECEIVED.replace(hour=7)}),
 ]
 
 DUPLICATE_CODE = "000.00.12.H40-250714-0900"

@@ -102,3 +102,22 @@ def test_connection_from_env_json_and_uri(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_X_URI", "http://user:p%40ss@127.0.0.1:8702/api?timeout=5")
     c = get_connection("x_uri")
     assert c.password == "p@ss" and c.base_url == "http://127.0.0.1:8702/api" and c.extra == {"timeout": "5"}
+
+
+def test_to_dict_equals_the_dataclass_view():
+    """``to_dict`` is written out for speed; it must stay what ``dataclasses.asdict`` gives (with
+    datetimes as ISO text), field for field, so hashes and stored payloads never drift."""
+    from dataclasses import asdict
+
+    d = _dossier()
+    ref = asdict(d)
+    for k, v in list(ref.items()):
+        if isinstance(v, datetime):
+            ref[k] = v.isoformat(timespec="seconds")
+    ref["supplements"] = [
+        {k: (v.isoformat(timespec="seconds") if v else None) for k, v in s.items()}
+        for s in ref["supplements"]
+    ]
+    assert d.to_dict() == ref
+    assert list(d.to_dict()) == list(ref)  # same key order: stored JSON is sorted anyway, dicts are not
+    assert d.to_dict()["attachments"] is not d.attachments

@@ -57,6 +57,12 @@ SQL_RESULT_FORMAT: dict[str, Any] = {**RESULT_FORMAT, "partial_unexpected_count"
 #: An unparseable status is an unknown status (contracts.md); other fields get ``unparseable_<f>``.
 RAW_ISSUE_RULES: dict[str, str] = {"status": "unknown_status"}
 RAW_ISSUE_SEVERITY = "critical"
+#: Rules computed here rather than by a GX expectation (a comparison no built-in expectation
+#: makes across types); described in the suite's ``meta.extra_rules``: rule id → columns read.
+EXTRA_RULE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "birth_date_in_future": ("applicant_birth_date", "received_at"),
+}
+_BIRTH_DATE_RE = r"[0-9]{4}(?:-[0-9]{2}-[0-9]{2})?"
 _EXC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,80}")
 INT_COLUMNS = (
     "status",
@@ -351,7 +357,8 @@ def validate_dossiers(
         params["known_agencies"] = sorted(known_agencies)
     spec = _with_parameters(load_suite_spec(suite_path), params)
     rules = suite_rules(spec)
-    frame = prepare_frame(rows, suite_columns(spec))
+    extra = extra_rules(spec)
+    frame = prepare_frame(rows, [*suite_columns(spec), *(c for r in extra for c in EXTRA_RULE_COLUMNS[r])])
     n = len(frame)
 
     issue_rows: list[np.ndarray] = []
@@ -360,7 +367,8 @@ def validate_dossiers(
     gx_result: dict[str, Any] | None = None
 
     if n:
-        gx_frame = frame[[c for c in frame.columns if c not in ("dossier_key", "raw_issue_fields")]]
+        gx_columns = {*suite_columns(spec), KEY_COLUMN, ROW_COLUMN, "source_id"}
+        gx_frame = frame[[c for c in frame.columns if c in gx_columns]]
         result = run_gx(gx_frame, spec, parameters=params)
         if keep_gx_result:
             gx_result = _sanitise(result.to_json_dict())
@@ -395,6 +403,15 @@ def validate_dossiers(
     for rid in raw_rules:
         rules.setdefault(rid, RAW_ISSUE_SEVERITY)
         evaluated[rid] = max(evaluated.get(rid, 0), n)
+    # rules computed here (meta.extra_rules of the suite)
+    for rid, severity in extra.items():
+        judged, failed = EXTRA_RULE_CHECKS[rid](frame)
+        rules[rid] = severity
+        evaluated[rid] = int(judged.sum())
+        idx = np.flatnonzero(failed)
+        if idx.size:
+            issue_rows.append(idx.astype(np.int64))
+            issue_rules.extend([rid] * idx.size)
 
     issues = pd.DataFrame(
         {
@@ -420,6 +437,36 @@ def validate_dossiers(
                 "rule %s (%s): %d of %d records", s["rule_id"], s["severity"], s["failed"], s["evaluated"]
             )
     return outcome
+
+
+def extra_rules(spec: dict[str, Any]) -> dict[str, str]:
+    """rule id → severity of the suite's ``meta.extra_rules`` that this module computes."""
+    out: dict[str, str] = {}
+    for r in (spec.get("meta") or {}).get("extra_rules") or ():
+        rid = r.get("rule_id")
+        if rid in EXTRA_RULE_CHECKS:
+            severity = r.get("severity")
+            if severity not in SEVERITIES:
+                raise QualityError(f"extra rule {rid}: severity must be one of {SEVERITIES}")
+            out[rid] = severity
+    return out
+
+
+def birth_date_in_future(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(judged, failed) per row: a birth date (``YYYY-MM-DD`` or ``YYYY``) after the receipt date.
+
+    ISO texts compare as dates: ``"2090" > "2026-10-20"``, while a year-only birth in the receipt's
+    year (``"2026"`` < ``"2026-10-20"``) is not judged to be later. Other shapes are left to
+    ``birth_date_format``; a missing receipt date to ``required_received_at``.
+    """
+    birth = frame["applicant_birth_date"].astype("string")
+    received = pd.to_datetime(frame["received_at"], errors="coerce").dt.strftime("%Y-%m-%d")
+    judged = (birth.str.fullmatch(_BIRTH_DATE_RE).fillna(False) & received.notna()).to_numpy(dtype=bool)
+    failed = judged & (birth.fillna("").to_numpy(dtype=object) > received.fillna("").to_numpy(dtype=object))
+    return judged, failed.astype(bool)
+
+
+EXTRA_RULE_CHECKS = {"birth_date_in_future": birth_date_in_future}
 
 
 def _suppress_required(issues: pd.DataFrame, raw_rules: dict[str, str]) -> pd.DataFrame:
