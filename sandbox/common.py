@@ -113,8 +113,12 @@ def add_control_routes(
     *,
     state: Callable[[], dict[str, Any]],
     reset: Callable[[], None],
+    summary: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
     """``GET /_sandbox/state``, ``GET|POST /_sandbox/faults``, ``POST /_sandbox/reset``.
+
+    ``GET /_sandbox/state?summary=1`` answers ``summary()`` instead (counts only), where given: the
+    whole state of a world of a million dossiers is too big to fetch.
 
     ``POST /_sandbox/faults`` replaces the whole profile (missing keys take their defaults) and
     restarts its RNG; ``POST /_sandbox/reset`` puts the simulator back as it was started:
@@ -123,7 +127,7 @@ def add_control_routes(
 
     @app.get("/_sandbox/state")
     def _state() -> Response:
-        out = state()
+        out = summary() if summary is not None and request.args.get("summary") else state()
         out["faults"] = injector.state()
         return jsonify(out)
 
@@ -224,6 +228,23 @@ def add_world_routes(
         if codes is not None and not isinstance(codes, list):
             return jsonify({"error": "codes must be a list"}), 400
         return jsonify(touch(source_id, count, codes))
+
+
+class RowsCache:
+    """A simulator's ordered rows per source, kept while the world, its clock and the simulator's
+    touches are unchanged: paging a 50,000-record source otherwise rebuilds and sorts it for
+    every page. Callers treat the returned list as read-only."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[Any, list[Any]]] = {}
+
+    def get(self, source_id: str, key: Any, build: Callable[[], list[Any]]) -> list[Any]:
+        cached = self._rows.get(source_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rows = build()
+        self._rows[source_id] = (key, rows)
+        return rows
 
 
 class AfterWorldChange:

@@ -5,7 +5,7 @@ The profile is the JSON of docs/contracts.md::
     {"seed": 1, "error_5xx": 0.0, "rate_429": 0.0, "retry_after": 1, "latency_ms": 0,
      "reset": 0.0, "timeout": 0.0, "timeout_seconds": 30, "commit_lost": 0.0}
 
-plus three optional keys of ours:
+plus optional keys of ours:
 
 * ``fault_auth`` (bool, default false): also fault the auth endpoints (``/oauth/token``,
   ``/api/auth``). Control endpoints (``/_sandbox/...``) are never faulted.
@@ -13,6 +13,14 @@ plus three optional keys of ours:
   portal applied a request whose answer is lost: the answer is held for ``timeout_seconds`` (then a
   504), or the connection is reset.
 * ``job_error`` (share, population only): share of bulk jobs that end in ``Loi``.
+* ``token_expire`` (share; igate and portal): share of authorised requests whose credential (igate
+  bearer token, portal session) has already served a request and is found expired now, earlier
+  than it said (revoked, a server restart, clock drift): the client must authenticate again. A
+  credential never used before is never expired this way, so the retry with a fresh one passes.
+* ``page_touch`` (share, igate only) and ``page_touch_count`` (records, default 2): share of
+  dossier-list pages after which ``page_touch_count`` records of the window asked for change at
+  once (``updatedDate`` = the World's now, as ``/_sandbox/touch``): records change while the client
+  pages, so the offsets of everything behind them shift before its next request.
 
 Each faultable request draws one number from the profile's RNG (``random.Random(seed)``, so a
 given sequence of requests meets the same faults every run) and falls into one band, in this
@@ -42,6 +50,8 @@ from typing import Any
 RESET_FLAG = "sandbox.reset"
 
 FAULT_KINDS = ("error_5xx", "rate_429", "reset", "timeout", "commit_lost")
+#: Simulator-specific shares, drawn on their own (:meth:`FaultInjector.draw`), not in the bands.
+EXTRA_SHARES = ("job_error", "token_expire", "page_touch")
 
 
 @dataclass(frozen=True)
@@ -59,10 +69,13 @@ class FaultProfile:
     commit_lost: float = 0.0
     commit_lost_mode: str = "timeout"
     job_error: float = 0.0
+    token_expire: float = 0.0
+    page_touch: float = 0.0
+    page_touch_count: int = 2
     fault_auth: bool = False
 
     def __post_init__(self) -> None:
-        for k in (*FAULT_KINDS, "job_error"):
+        for k in (*FAULT_KINDS, *EXTRA_SHARES):
             v = getattr(self, k)
             if not isinstance(v, int | float) or isinstance(v, bool) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"fault share {k!r} must be a number in 0..1, got {v!r}")
@@ -73,6 +86,12 @@ class FaultProfile:
             raise ValueError("retry_after must be a non-negative integer (seconds)")
         if self.latency_ms < 0 or self.timeout_seconds < 0:
             raise ValueError("latency_ms and timeout_seconds must be >= 0")
+        if (
+            not isinstance(self.page_touch_count, int)
+            or isinstance(self.page_touch_count, bool)
+            or self.page_touch_count < 0
+        ):
+            raise ValueError("page_touch_count must be a non-negative integer (records)")
         if self.commit_lost_mode not in ("timeout", "reset"):
             raise ValueError("commit_lost_mode must be 'timeout' or 'reset'")
 
@@ -94,7 +113,7 @@ class FaultProfile:
 
     @property
     def is_quiet(self) -> bool:
-        return self.latency_ms == 0 and all(getattr(self, k) == 0 for k in FAULT_KINDS)
+        return self.latency_ms == 0 and all(getattr(self, k) == 0 for k in (*FAULT_KINDS, *EXTRA_SHARES))
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,18 @@ class FaultInjector:
             if hit:
                 self.injected[share_name] += 1
             return hit
+
+    def sample(self, population: list[Any], k: int) -> list[Any]:
+        """``k`` items of ``population`` chosen by the profile's RNG (all when fewer)."""
+        with self._lock:
+            if k >= len(population):
+                return list(population)
+            return self._rng.sample(population, k)
+
+    def count(self, kind: str, n: int = 1) -> None:
+        """Add to the injected counter of ``kind`` (for effects a simulator applies itself)."""
+        with self._lock:
+            self.injected[kind] += n
 
     def hold(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; False when the server is stopping (then reset instead)."""

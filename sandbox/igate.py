@@ -46,6 +46,11 @@ advances the shared World (``GET`` reads it); ``POST /_sandbox/touch {"source_id
 makes the first ``count`` records (in the current ordering) of the source change now
 (``updatedDate`` = World now), or ``{"source_id", "codes": [...]}`` those records;
 ``POST /_sandbox/expire_tokens`` expires every token.
+
+Faults of ours (``sandbox.faults``): ``token_expire`` (a token that already served a request is
+answered 401 "Access token expired") and ``page_touch`` (records of the window change right after a
+page is served: offsets shift between page requests). ``/_sandbox/state`` counts them
+(``tokens_expired_early``, ``records_touched_while_paging``; ``faults.injected``).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from sandbox.common import WorldHolder, add_control_routes, add_world_routes, json_app
+from sandbox.common import RowsCache, WorldHolder, add_control_routes, add_world_routes, json_app
 from sandbox.faults import FaultInjector, FaultMiddleware, FaultProfile
 from tthc.codes import STATUS_TO_VENDOR
 from tthc.model import Dossier
@@ -218,12 +223,17 @@ class IgateSimulator:
     def reset_state(self) -> None:
         with self._lock:
             self.tokens: dict[str, tuple[str, str, float]] = {}  # token -> client, source, expiry
+            self.token_uses: dict[str, int] = {}  # token -> authorised requests it served
             self.touched: dict[tuple[str, str], datetime] = {}  # (source, record id) -> when
+            self.touch_version = 0  # bumped on every write to touched: the rows cache key
+            self._rows_cache = RowsCache()
             self.queries: list[dict[str, Any]] = []
             self.counts: dict[str, int] = {
                 "tokens_issued": 0,
                 "token_refused": 0,
                 "pages_served": 0,
+                "records_touched_while_paging": 0,
+                "tokens_expired_early": 0,
                 "unauthorized": 0,
                 "bad_requests": 0,
             }
@@ -286,6 +296,7 @@ class IgateSimulator:
             now = time.monotonic()
             if len(self.tokens) > 10_000:
                 self.tokens = {k: v for k, v in self.tokens.items() if v[2] > now}
+                self.token_uses = {k: v for k, v in self.token_uses.items() if k in self.tokens}
             self.tokens[token] = (source.client_id, source.source_id, now + self.config.token_seconds)
             self.counts["tokens_issued"] += 1
         expires_in = int(self.config.token_seconds) if self.config.token_seconds >= 1 else 0
@@ -298,10 +309,17 @@ class IgateSimulator:
         token = authorization[7:].strip()
         with self._lock:
             entry = self.tokens.get(token)
-        if entry is None:
-            return None, "Invalid access token"
-        if entry[2] <= time.monotonic():
-            return None, "Access token expired"
+            if entry is None:
+                return None, "Invalid access token"
+            if entry[2] <= time.monotonic():
+                return None, "Access token expired"
+            used = self.token_uses.get(token, 0)
+            # fault `token_expire`: a token that served before expires now, earlier than it said
+            if used and self.injector.draw("token_expire"):
+                self.tokens[token] = (entry[0], entry[1], 0.0)
+                self.counts["tokens_expired_early"] += 1
+                return None, "Access token expired"
+            self.token_uses[token] = used + 1
         return entry[1], None
 
     def expire_tokens(self) -> None:
@@ -312,6 +330,11 @@ class IgateSimulator:
     def _rows(self, source_id: str) -> list[_Row]:
         """The source's visible records in igate order, with ids and touch overrides applied.
         Caller holds the world lock."""
+        w = self.holder.world
+        key = (id(w), w.now, self.touch_version)
+        return self._rows_cache.get(source_id, key, lambda: self._build_rows(source_id))
+
+    def _build_rows(self, source_id: str) -> list[_Row]:
         w = self.holder.world
         now = w.now
         records = [r for r in w.records(source_id) if r.visible_at <= now]
@@ -352,10 +375,22 @@ class IgateSimulator:
             chunk = rows[page * size : (page + 1) * size]
             content = [render_igate(r.record.dossier, record_id_=r.rid, updated_at=r.updated) for r in chunk]
             now = self.holder.world.now
+            # fault `page_touch`: records of this window change right after this page was cut, so
+            # the offsets of everything behind them shift before the client's next request
+            touched = 0
+            if rows and self.injector.draw("page_touch"):
+                chosen = self.injector.sample(rows, self.injector.profile.page_touch_count)
+                with self._lock:
+                    for r in chosen:
+                        self.touched[(source_id, r.rid)] = now
+                        self.touch_version += 1
+                touched = len(chosen)
+                self.injector.count("records_touched", touched)
         total = len(rows)
         pages = math.ceil(total / size) if total else 0
         with self._lock:
             self.counts["pages_served"] += 1
+            self.counts["records_touched_while_paging"] += touched
             self.queries.append(
                 {
                     "source_id": source_id,
@@ -392,6 +427,7 @@ class IgateSimulator:
             with self._lock:
                 for r in chosen:
                     self.touched[(source_id, r.rid)] = now
+                    self.touch_version += 1
         return {
             "touched": len(chosen),
             "ids": [r.rid for r in chosen],

@@ -70,7 +70,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from sandbox.common import WorldHolder, add_control_routes, add_world_routes, json_app
+from sandbox.common import RowsCache, WorldHolder, add_control_routes, add_world_routes, json_app
 from sandbox.faults import FaultInjector, FaultMiddleware, FaultProfile
 from sandbox.igate import record_id
 from tthc.model import Dossier
@@ -232,6 +232,8 @@ class OnegateSimulator:
     def reset_state(self) -> None:
         with self._lock:
             self.touched: dict[tuple[str, str], datetime] = {}  # (source, record id) -> when
+            self.touch_version = 0  # bumped on every write to touched: the rows cache key
+            self._rows_cache = RowsCache()
             self.queries: list[dict[str, Any]] = []
             self.counts: dict[str, int] = {
                 "pages_served": 0,
@@ -287,6 +289,11 @@ class OnegateSimulator:
     # ---- data ----------------------------------------------------------------------------
     def _rows(self, source_id: str) -> list[_Row]:
         """Visible records of the source in keyset order (caller holds the world lock)."""
+        w = self.holder.world
+        key = (id(w), w.now, self.touch_version)
+        return self._rows_cache.get(source_id, key, lambda: self._build_rows(source_id))
+
+    def _build_rows(self, source_id: str) -> list[_Row]:
         w = self.holder.world
         now = w.now
         records = [r for r in w.records(source_id) if r.visible_at <= now]
@@ -358,6 +365,7 @@ class OnegateSimulator:
             with self._lock:
                 for r in chosen:
                     self.touched[(source_id, r.key[2])] = now
+                    self.touch_version += 1
         return {
             "touched": len(chosen),
             "codes": [r.record.dossier.dossier_code for r in chosen],

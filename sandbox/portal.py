@@ -40,7 +40,9 @@ Inspection (``GET /_sandbox/state``): ``dossier_count``; per dossier the current
 ``created`` / ``updated`` / ``create_conflicts`` / ``update_missing``, whether it came from the
 fixture, and ``progress``: every distinct progress entry (canonical JSON identity) with
 ``count`` = how many times it was received. A test proves exactly-once with ``count == 1``.
-Control: ``POST /_sandbox/expire_sessions`` ends every session now.
+``sessions_issued`` and ``session_refusals`` (answers "-1": expired or unknown session).
+Control: ``POST /_sandbox/expire_sessions`` ends every session now. Fault ``token_expire``
+(``sandbox.faults``): a session that was already accepted once is answered "-1" (expired early).
 
 Fixture: a JSON file holding a list of dossier payloads (world.md §7), loaded at start and on
 ``/_sandbox/reset``.
@@ -197,6 +199,8 @@ class PortalSimulator:
     def reset(self) -> None:
         with self._lock:
             self.sessions: dict[str, float] = {}  # session -> expiry (monotonic)
+            self.session_uses: dict[str, int] = {}  # session -> requests it was accepted for
+            self.session_refusals = 0  # "-1" answers (expired or unknown session)
             self.dossiers: dict[str, _Held] = {}
             self.update_missing: dict[str, int] = {}
             self.requests: dict[str, int] = {}
@@ -210,6 +214,20 @@ class PortalSimulator:
         with self._lock:
             # keep them, expired, so the answer is "expired" rather than "unknown"
             self.sessions = dict.fromkeys(self.sessions, 0.0)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts only: dossiers held, progress entries received, entries received more than once."""
+        with self._lock:
+            received = sum(len(h.progress_order) for h in self.dossiers.values())
+            repeated = sum(1 for h in self.dossiers.values() for c in h.progress_counts.values() if c > 1)
+            return {
+                "dossier_count": len(self.dossiers),
+                "progress_received": received,
+                "progress_repeated": repeated,
+                "requests": dict(self.requests),
+                "sessions_issued": self.sessions_issued,
+                "session_refusals": self.session_refusals,
+            }
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -234,6 +252,7 @@ class PortalSimulator:
                 "update_missing": dict(self.update_missing),
                 "requests": dict(self.requests),
                 "sessions_issued": self.sessions_issued,
+                "session_refusals": self.session_refusals,
                 "sessions_active": sum(1 for e in self.sessions.values() if e > time.monotonic()),
             }
 
@@ -250,6 +269,7 @@ class PortalSimulator:
             now = time.monotonic()
             if len(self.sessions) > 10_000:  # keep the table bounded under a client that loops
                 self.sessions = {k: v for k, v in self.sessions.items() if v > now}
+                self.session_uses = {k: v for k, v in self.session_uses.items() if k in self.sessions}
             self.sessions[token] = now + self.config.session_seconds
             self.sessions_issued += 1
         return {"session": token, "error_code": 0}
@@ -258,9 +278,18 @@ class PortalSimulator:
         with self._lock:
             exp = self.sessions.get(token) if isinstance(token, str) else None
             if exp is None:
+                self.session_refusals += 1
                 return {"error_code": "-1", "message": MSG_SESSION_UNKNOWN}
             if exp <= time.monotonic():
+                self.session_refusals += 1
                 return {"error_code": "-1", "message": MSG_SESSION_EXPIRED}
+            used = self.session_uses.get(token, 0)
+            # fault `token_expire`: a session that served before expires now, earlier than it said
+            if used and self.injector.draw("token_expire"):
+                self.sessions[token] = 0.0
+                self.session_refusals += 1
+                return {"error_code": "-1", "message": MSG_SESSION_EXPIRED}
+            self.session_uses[token] = used + 1
         return None
 
     def integrate(self, body: Any) -> dict[str, Any]:
@@ -369,7 +398,7 @@ class PortalSimulator:
             self.expire_sessions()
             return jsonify({"expired": True})
 
-        add_control_routes(app, self.injector, state=self.state, reset=self.reset)
+        add_control_routes(app, self.injector, state=self.state, reset=self.reset, summary=self.summary)
         app.wsgi_app = FaultMiddleware(  # type: ignore[method-assign]
             app.wsgi_app,
             self.injector,

@@ -111,9 +111,11 @@ def _doc_md(src: SourceConfig) -> str:
 
 
 def build_source_dag(src: SourceConfig, *, retries: int | None = None) -> DAG:
-    """The nightly DAG of one source. ``TTHC_TASK_RETRIES`` overrides retries (the demo sets 0)."""
+    """The nightly DAG of one source. ``TTHC_TASK_RETRIES`` overrides retries (the demo sets 0),
+    ``TTHC_TASK_RETRY_DELAY_SECONDS`` the first retry's delay (300; doubled for each later try)."""
     if retries is None:
         retries = int(os.environ.get("TTHC_TASK_RETRIES", "2"))
+    retry_delay = timedelta(seconds=float(os.environ.get("TTHC_TASK_RETRY_DELAY_SECONDS", "300")))
     tags = {Tag.TTHC.value, Tag.SOURCE.value, Tag(src.dialect).value, _LEVEL_TAG[src.level].value}
     with DAG(
         dag_id=src.dag_id,
@@ -127,7 +129,7 @@ def build_source_dag(src: SourceConfig, *, retries: int | None = None) -> DAG:
         default_args={
             "owner": src.owner,
             "retries": retries,
-            "retry_delay": timedelta(minutes=5),
+            "retry_delay": retry_delay,
             "retry_exponential_backoff": True,
             "execution_timeout": timedelta(hours=2),
             "on_failure_callback": [failure_notifier()],

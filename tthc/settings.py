@@ -36,8 +36,13 @@ class Settings:
     #: Read the portal's progress back before *every* progress send (not only after an ambiguous
     #: one): for a warehouse restored from a backup that may not know what it already sent.
     portal_progress_check_first: bool = False
-    #: Read-back verification after publishing: at most this many dossiers per run (0: none).
+    #: Read-back verification after publishing (the sync rate, 1.4): a rotating sample of
+    #: ``verify_share`` of the publishable dossiers, at least ``verify_min``, at most
+    #: ``verify_sample`` (0: none). The portal has no bulk read, so every checked dossier is one
+    #: request: the sample keeps a quiet night's cost proportional to the source, not fixed at 2,000.
     verify_sample: int = 2000
+    verify_share: float = 0.01
+    verify_min: int = 100
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,4 +70,6 @@ class Settings:
             portal_progress_check_first=_env("TTHC_PORTAL_PROGRESS_CHECK_FIRST", "").strip().lower()
             in ("1", "true", "yes"),
             verify_sample=max(0, int(_env("TTHC_VERIFY_SAMPLE", str(cls.verify_sample)))),
+            verify_share=min(1.0, max(0.0, float(_env("TTHC_VERIFY_SHARE", str(cls.verify_share))))),
+            verify_min=max(0, int(_env("TTHC_VERIFY_MIN", str(cls.verify_min)))),
         )

@@ -16,6 +16,11 @@ metadata database and a fresh warehouse), Redis as the Celery broker, the sandbo
         stack.portal_state(), stack.warehouse_engine()
     stack.leftovers                                 # [] : every process it started is gone
 
+A crash test kills a component and starts it again: ``stack.kill_service("celery-worker")``
+(SIGKILL to its process group and to the groups of everything it started, e.g. the task runner)
+then ``stack.restart_service("celery-worker")`` (same command, environment and log; waits until
+the new worker is ready).
+
 What it guarantees:
 * Nothing shared is touched: databases have unique names and are dropped on exit; Celery tasks go
   through a queue of their own on the broker database ``broker_db`` (not 0); the worker has its
@@ -41,6 +46,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -382,6 +388,68 @@ class AirflowStack:
         today = vn_now().date()
         return [s.dag_id for s in reg.sources if s.source_id in served and s.is_current(today)]
 
+    # ---- crashing a process and starting it again (tests of recovery) --------------------------------
+    def kill_service(self, name: str) -> list[str]:
+        """SIGKILL the service ``name`` and everything it started, all at once: its own process
+        group and the groups of its descendants (Airflow's task runner, forked by the worker's
+        supervisor, is put in a process group of its own).
+
+        Which processes: the service's main process, its descendants, and anything else in its
+        session, collected while the main process is alive (so its pid, the session id, cannot
+        belong to anyone else). The stack's marker is not required here: Celery and Airflow retitle
+        their processes (setproctitle), which overwrites what ``/proc/<pid>/environ`` shows.
+        Returns ``"pid pgid title"`` of each process killed, for the test's report."""
+        s = self.services[name]
+        if not s.alive():
+            raise self.fail(f"{name} is not running")
+        main = psutil.Process(s.pid)
+        procs = [main, *main.children(recursive=True)]
+        seen = {p.pid for p in procs}
+        for p in psutil.process_iter():
+            with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+                if p.pid not in seen and os.getsid(p.pid) == s.pid:
+                    procs.append(p)
+                    seen.add(p.pid)
+        found: list[str] = []
+        groups: set[int] = set()
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                pgid = os.getpgid(p.pid)
+                groups.add(pgid)
+                found.append(f"{p.pid} pgid={pgid} {' '.join(p.cmdline())[:90]}")
+        for g in sorted(groups):  # groups of the service's session: nobody else's process is in one
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(g, signal.SIGKILL)
+        for p in procs:  # anything that changed group in between
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            s.proc.wait(10)  # type: ignore[union-attr]
+        deadline = time.monotonic() + 10
+        alive = procs
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if _running(p)]
+            time.sleep(0.1)
+        if alive:
+            raise self.fail(f"{name} survived SIGKILL: {[_describe(p) for p in alive]}")
+        self.say(f"killed {name} (SIGKILL, {len(found)} processes): {'; '.join(found)}")
+        return found
+
+    def restart_service(self, name: str) -> Service:
+        """Start a killed (or stopped) service again with the same command, environment and log
+        file; for the Celery worker, wait until it is ready."""
+        old = self.services[name]
+        if old.alive() or old.members():
+            raise self.fail(f"{name} still runs; kill it first")
+        offset = old.log_path.stat().st_size if old.log_path.exists() else 0
+        new = Service(name, old.argv, old.log_path, self.uid)
+        new.start(self.env, self.work_dir)
+        self.services[name] = new
+        self.say(f"restarted {name}: pid {new.pid}")
+        if name == "celery-worker":
+            _wait_worker_ready(self, since=offset)
+        return new
+
     # ---- REST API ----------------------------------------------------------------------------------
     def token(self, refresh: bool = False) -> str:
         if self._token and not refresh:
@@ -712,12 +780,15 @@ def _wait_healthy(stack: AirflowStack) -> None:
     raise stack.fail(f"not healthy within {stack.options.startup_timeout:.0f} s: {last}")
 
 
-def _wait_worker_ready(stack: AirflowStack) -> None:
+def _wait_worker_ready(stack: AirflowStack, since: int = 0) -> None:
+    """Until the worker's log (from byte ``since``) says its Celery node is ready."""
     worker = stack.services["celery-worker"]
     deadline = time.monotonic() + stack.options.startup_timeout
     while time.monotonic() < deadline:
         stack.check_alive()
-        text = worker.log_path.read_text(encoding="utf-8", errors="replace")
+        with open(worker.log_path, "rb") as fh:
+            fh.seek(since)
+            text = fh.read().decode("utf-8", errors="replace")
         if re.search(rf"{stack.celery_node_prefix}@\S+ ready", text):
             worker.snapshot()
             return
@@ -749,6 +820,14 @@ def _stop_services(stack: AirflowStack) -> None:
                 f"killed. Its log ends:\n{tail(s.log_path, 15)}"
             )
             s.kill()
+
+
+def _running(p: psutil.Process) -> bool:
+    """Still there and not a zombie (``is_running`` also tells a reused pid apart)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _describe(p: psutil.Process) -> str:

@@ -521,3 +521,59 @@ def test_verify_stops_asking_a_portal_that_does_not_answer(engine):
     assert portal.calls["lookup"] == 5
     assert counts["sync_rate"] is None  # unknown, not 0 %: no indicator row is written
     assert repo.load_indicators(engine, indicator_id="1.4_sync_rate") == []
+
+
+def test_verify_sample_is_a_share_of_the_source_with_a_floor_and_a_cap(engine):
+    # 300 publishable: 10 % → 30 checked; the floor of 40 wins; the cap of 35 wins over the floor
+    for kw, expected in (
+        ({"verify_share": 0.1, "verify_min": 0, "verify_sample": 2000}, 30),
+        ({"verify_share": 0.1, "verify_min": 40, "verify_sample": 2000}, 40),
+        ({"verify_share": 0.1, "verify_min": 40, "verify_sample": 35}, 35),
+        ({"verify_share": 1.0, "verify_min": 0, "verify_sample": 2000}, 300),
+    ):
+        night, portal = Night(engine, **kw), FakePortal()
+        night.load([dossier(f"A-{i}") for i in range(300)])
+        counts = night.publish(portal)
+        assert (counts["verify_checked"], counts["verify_publishable"]) == (expected, 300), kw
+
+
+class DyingPortal(FakePortal):
+    """The worker is killed while its ``die_at``-th progress request is in flight: the portal
+    applied that batch, the answer is never read (``SystemExit`` stands for the SIGKILL)."""
+
+    def __init__(self, die_at: int) -> None:
+        super().__init__()
+        self.die_at = die_at
+        self.progress_calls = 0
+
+    def push_progress(self, entries, *, madonvi, check_first=False):
+        self.progress_calls += 1
+        out = super().push_progress(entries, madonvi=madonvi, check_first=check_first)
+        if self.progress_calls == self.die_at:
+            raise SystemExit("worker killed")
+        return out
+
+
+def test_a_run_killed_mid_publish_leaves_only_the_batch_in_flight_unsure(engine):
+    night = Night(engine, portal_batch_size=2)
+    ds = [dossier(f"A-{i}") for i in range(6)]  # 6 dossiers, 6 progress entries: 3 batches of 2 each
+    night.load(ds)
+    portal = DyingPortal(die_at=2)
+    with pytest.raises(SystemExit):
+        night.publish(portal)
+    by_status = Counter((m["kind"], m["status"]) for m in outbox(engine))
+    # claimed, sent and settled batch by batch: only the batch in flight is "maybe applied"
+    assert by_status == {
+        ("dossier", "confirmed"): 6,
+        ("progress", "confirmed"): 2,
+        ("progress", "sent"): 2,
+        ("progress", "pending"): 2,
+    }
+    in_flight = sorted(m["dossier_code"] for m in outbox(engine) if m["status"] == "sent")
+
+    portal.die_at = 0  # Airflow retries the task: the same run again
+    counts = night.publish(portal)
+    assert sorted(portal.check_first_codes) == in_flight  # read back: the batch in flight only
+    assert (counts["progress_found_applied"], counts["progress_sent"]) == (2, 2)
+    assert all(set(portal.counts(d.dossier_code).values()) == {1} for d in ds)
+    assert {m["status"] for m in outbox(engine)} == {"confirmed"}

@@ -11,10 +11,13 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
    payload hash)``. Its progress entries (:mod:`tthc.progress`, derived from the dossier's history)
    become ``progress`` messages keyed by the *status change* they report (dossier, version,
    status): deterministic, so a re-run, a retry or a later night queues nothing twice.
-2. **Send** (:func:`send`). Messages are *claimed* first (status ``sent``, one attempt counted,
-   committed) and only then sent, so a run that dies mid-request leaves them marked "maybe
-   applied". Dossiers go through ``PortalClient.publish`` (create; "-3" → update; after an
-   ambiguous failure the client re-sends, which converges). Only the message of the dossier's
+2. **Send** (:func:`send`). Messages go out batch by batch (one portal request each, per agency);
+   each batch is *claimed* first (status ``sent``, one attempt counted, committed), then sent, then
+   settled, so a run that dies mid-request (a killed worker) leaves only the batch in flight marked
+   "maybe applied" and the next run reads back that batch, not all it had to send. After a whole
+   batch failed transiently (the portal is unreachable) the rest waits for the next run.
+   Dossiers go through ``PortalClient.publish`` (create; "-3" → update; after an ambiguous
+   failure the client re-sends, which converges). Only the message of the dossier's
    current version is sent; older or no-longer-publishable ones are discarded. Progress entries go
    through ``PortalClient.push_progress`` once the portal holds the version they belong to, in
    version order. The portal appends whatever it receives, so:
@@ -31,8 +34,10 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
    Per dossier ``publish_state`` keeps the published hash, version and payload hash, consecutive
    failures (``attempts``) and the last error; dossiers failing ``portal_failure_report_after``
    times are reported (codes only).
-3. **Verify** (:func:`verify`). ``TraCuuHoSo`` for every publishable dossier (or a rotating sample
-   of ``TTHC_VERIFY_SAMPLE``, default 2000): the portal's record must equal the last payload
+3. **Verify** (:func:`verify`). ``TraCuuHoSo`` for a rotating sample of the publishable dossiers:
+   ``TTHC_VERIFY_SHARE`` of them (default 1 %), at least ``TTHC_VERIFY_MIN`` (100), at most
+   ``TTHC_VERIFY_SAMPLE`` (2000); a small source is checked whole every night, a large one
+   over about 100 nights. The portal's record must equal the last payload
    published, and every confirmed progress entry must show exactly once. A differing or missing
    record is sent again next run; a missing entry is re-armed (read back, then sent). The result
    is indicator 1.4 (``1.4_sync_rate``, period ``run``, scope source and agency): dossiers whose
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -277,6 +283,27 @@ def _error_text(r: Any) -> str:
     return f"{r.error_code or ''} {r.message or ''}".strip() or "failed"
 
 
+def _batches(items: Sequence[dict[str, Any]], size: int, key: Any) -> Iterable[list[dict[str, Any]]]:
+    """``items`` grouped by ``key`` (the agency a portal request is made for; order kept), then cut
+    into batches of ``size``: one portal request each. Messages are claimed, sent and settled batch
+    by batch, so a run that dies (a killed worker) leaves at most the batch in flight "maybe
+    applied": the next run reads back that batch only, not every message the dead run had taken."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for i in items:
+        groups[key(i)].append(i)
+    for group in groups.values():
+        for k in range(0, len(group), size):
+            yield group[k : k + size]
+
+
+def _stop_reason(results: Sequence[Any]) -> str | None:
+    """A whole batch met a transient failure that outlived the client's retries: the portal is
+    unreachable, so the rest of this run's batches are not sent (next run); else None."""
+    if results and all(not r.ok and r.retryable for r in results):
+        return _error_text(results[0])
+    return None
+
+
 def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
     """Deliver the open outbox messages of this source (module docstring, step 2)."""
     from tthc.warehouse import repo
@@ -309,12 +336,21 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
             discard.append(i["outbox_key"])
     with ctx.engine.begin() as conn:
         repo.outbox_discard(conn, discard)
-        repo.outbox_mark(conn, [i["outbox_key"] for i in to_send], "sent")  # claimed before sending
     counts["dossiers_discarded"] = len(discard)
-    if to_send:
-        results = client.publish([i["payload"] for i in to_send])
+    batch = max(1, int(ctx.settings.portal_batch_size))
+    stopped: str | None = None  # why the portal is not asked any more this run (it is unreachable)
+    for chunk in _batches(to_send, batch, lambda i: i["payload"].get("DonViXuLy")):
+        if stopped is not None:  # not sent, not claimed: certainly not applied
+            for i in chunk:
+                failures.setdefault(i["dossier_code"], stopped)
+            counts["dossiers_retryable"] += len(chunk)
+            continue
+        with ctx.engine.begin() as conn:
+            repo.outbox_mark(conn, [i["outbox_key"] for i in chunk], "sent")  # claimed before sending
+        results = client.publish([i["payload"] for i in chunk])
+        stopped = _stop_reason(results)
         confirmed, not_applied, unsure = [], [], []
-        for i, r in zip(to_send, results, strict=True):
+        for i, r in zip(chunk, results, strict=True):
             code = i["dossier_code"]
             if r.ok:
                 confirmed.append(i)
@@ -342,9 +378,9 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
             repo.set_published_versions(
                 conn, sid, {i["dossier_code"]: (i["dossier_version"], i["content_hash"]) for i in confirmed}
             )
-        counts["dossiers_sent"] = len(confirmed)
-        counts["dossiers_retryable"] = len(not_applied)
-        counts["dossiers_unsure"] = len(unsure)
+        counts["dossiers_sent"] += len(confirmed)
+        counts["dossiers_retryable"] += len(not_applied)
+        counts["dossiers_unsure"] += len(unsure)
 
     # -- progress: once the portal holds the version, in version order ----------------------------
     progress = [i for i in items if i["kind"] == "progress"]
@@ -372,38 +408,45 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
     counts["progress_waiting"] = len(progress) - len(eligible)
     unknown = {i["outbox_key"] for i in eligible if i["status"] == "sent"}
     check_all = ctx.settings.portal_progress_check_first
-    with ctx.engine.begin() as conn:
-        repo.outbox_mark(conn, [i["outbox_key"] for i in eligible], "sent")  # claimed before sending
     by_agency: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for i in eligible:
         by_agency[str(agencies[i["dossier_code"]])].append(i)
-    confirmed_keys: list[str] = []
-    failed_keys: dict[str, str] = {}
     for agency, group in by_agency.items():
         for check_first in (True, False):
             part = [i for i in group if ((i["outbox_key"] in unknown) or check_all) == check_first]
-            if not part:
-                continue
-            results = client.push_progress(
-                [i["payload"] for i in part], madonvi=agency, check_first=check_first
-            )
-            for i, r in zip(part, results, strict=True):
-                code = i["dossier_code"]
-                if r.ok:
-                    confirmed_keys.append(i["outbox_key"])
-                    succeeded.add(code)
-                    counts["progress_found_applied" if r.action == "verified" else "progress_sent"] += 1
+            stopped = None  # as the client's own bookkeeping: per agency (and read-back mode)
+            for chunk in _batches(part, batch, lambda i: None):
+                if stopped is not None:  # not sent, not claimed: a status "sent" stays unsure
+                    for i in chunk:
+                        failures.setdefault(i["dossier_code"], stopped)
+                        counts["progress_unsure" if i["outbox_key"] in unknown else "progress_retryable"] += 1
                     continue
-                failures.setdefault(code, _error_text(r))
-                if _certainly_not_applied(r) and i["outbox_key"] not in unknown:
-                    failed_keys[i["outbox_key"]] = _error_text(r)
-                    counts["progress_retryable"] += 1
-                else:
-                    counts["progress_unsure"] += 1  # maybe applied: read back before resending
+                with ctx.engine.begin() as conn:
+                    repo.outbox_mark(conn, [i["outbox_key"] for i in chunk], "sent")  # claimed before sending
+                results = client.push_progress(
+                    [i["payload"] for i in chunk], madonvi=agency, check_first=check_first
+                )
+                stopped = _stop_reason(results)
+                confirmed_keys: list[str] = []
+                failed_keys: dict[str, str] = {}
+                for i, r in zip(chunk, results, strict=True):
+                    code = i["dossier_code"]
+                    if r.ok:
+                        confirmed_keys.append(i["outbox_key"])
+                        succeeded.add(code)
+                        counts["progress_found_applied" if r.action == "verified" else "progress_sent"] += 1
+                        continue
+                    failures.setdefault(code, _error_text(r))
+                    if _certainly_not_applied(r) and i["outbox_key"] not in unknown:
+                        failed_keys[i["outbox_key"]] = _error_text(r)
+                        counts["progress_retryable"] += 1
+                    else:
+                        counts["progress_unsure"] += 1  # maybe applied: read back before resending
+                with ctx.engine.begin() as conn:  # settled batch by batch: see _batches
+                    repo.outbox_settle(conn, confirmed_keys, "confirmed")
+                    for key, err in failed_keys.items():
+                        repo.outbox_settle(conn, [key], "failed", error=err)
     with ctx.engine.begin() as conn:
-        repo.outbox_settle(conn, confirmed_keys, "confirmed")
-        for key, err in failed_keys.items():
-            repo.outbox_settle(conn, [key], "failed", error=err)
         if failures:
             repo.mark_publish_failed(
                 conn, [{"source_id": sid, "dossier_code": c, "error": e} for c, e in sorted(failures.items())]
@@ -453,13 +496,14 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     from tthc.warehouse import repo
 
     sid = ctx.source.source_id
-    n = ctx.settings.verify_sample
+    cfg = ctx.settings
     with ctx.engine.begin() as conn:
         dstates = repo.dossier_states(conn, sid)
         held_back = repo.held_codes(conn, sid)
         publishable = sorted(
             c for c, st in dstates.items() if st.quality_status in PUBLISHABLE and c not in held_back
         )
+        n = min(cfg.verify_sample, max(cfg.verify_min, math.ceil(cfg.verify_share * len(publishable))))
         chosen = _sample(publishable, n, ctx.run_id) if n > 0 else []
         pstates = repo.publish_states(conn, sid, chosen)
         dossiers = {d.dossier_code: d for d in repo.load_dossiers(conn, sid, chosen)}

@@ -9,7 +9,7 @@ Connections (Airflow connection ``conn_id`` of the registry entry):
 
 | dialect | connection fields |
 |---|---|
-| igate | host/port (or ``extra.base_url``), login = client id, password = client secret |
+| igate | host/port (or ``extra.base_url``), login = client id, password = secret; ``extra.page_size`` (500) |
 | onegate | host/port (or ``extra.base_url``), password = API key |
 | sqldb | ``extra.url`` or host/port/schema + ``extra.driver``; login/password; ``extra.view`` |
 | filedrop | ``extra.folder`` (the agency's export folder); ``extra.settle_seconds`` |
@@ -69,7 +69,12 @@ def open_source(
         from connectors.igate import IgateClient
 
         client = IgateClient(
-            conn.base_url, client_id=conn.login or "", client_secret=conn.password or "", timeout=timeout
+            conn.base_url,
+            client_id=conn.login or "",
+            client_secret=conn.password or "",
+            timeout=timeout,
+            # the connection's extra can lower the page size (a server that caps it, or a test)
+            page_size=int(conn.extra.get("page_size") or 500),
         )
         return SourceReader(lambda a, b: list(client.fetch(a, b)), to_dossier, code_of)
     if src.dialect == "onegate":
