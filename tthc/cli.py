@@ -1,4 +1,5 @@
-"""``tthc``: the operators' command line (sandbox, demo, one source's night without Airflow, checks)."""
+"""``tthc``: the operators' command line (sandbox, demo, one source's night without Airflow, checks,
+the privacy scan)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--out", default=None, help="output folder; default $TTHC_REPORT_DIR or var/reports")
     rp.add_argument("--no-recompute", action="store_true", help="use the stored indicators as they are")
 
+    ps = sub.add_parser(
+        "privacy-scan",
+        help="search a run's logs, e-mails, XCom, warehouse, dashboard for personal data (exit 1 on a hit)",
+        description="Search what a run left behind for planted marker values and citizen-ID / phone "
+        "shapes; lookups must all be audited. Typical: `tthc privacy-scan --home var/demo` after "
+        "`make demo` (values in the report are masked).",
+    )
+    from tthc.privacy_scan import add_arguments as _privacy_scan_arguments
+
+    _privacy_scan_arguments(ps)
+
     sub.add_parser("migrate", help="upgrade the warehouse schema to the latest migration")
     rc = sub.add_parser("registry", help="check the source registry")
     rc.add_argument("action", choices=["check"])
@@ -58,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.cmd == "report":
         return _report(a)
+    if a.cmd == "privacy-scan":
+        from tthc.privacy_scan import run_cli
+
+        return run_cli(a)
     if a.cmd == "migrate":
         from tthc.warehouse.db import get_engine, migrate
 

@@ -67,7 +67,15 @@ def reconcile(ctx: StageContext) -> dict[str, Any]:
             r = cached[h]
             registry[n] = None if r == repo.CACHE_NOT_FOUND else r
     to_ask = sorted(numbers - registry.keys())
-    failed, audit_rows, errors = _lookup(ctx, to_ask, registry)
+    audit_events: list[dict[str, Any]] = []
+    try:
+        failed, errors = _lookup(ctx, to_ask, registry, audit_events)
+    finally:
+        # every request that reached the population database is audited, even if this stage fails
+        if audit_events:
+            with ctx.engine.begin() as conn:
+                for row in collapse_audit(audit_events):
+                    repo.audit_lookup(conn, row, now=vn_now())
 
     now = vn_now()
     with ctx.engine.begin() as conn:
@@ -76,8 +84,6 @@ def reconcile(ctx: StageContext) -> dict[str, Any]:
         ]
         if fresh:
             repo.cache_put(conn, fresh, timedelta(days=ctx.settings.lookup_cache_ttl_days), now=now)
-        for row in audit_rows:
-            repo.audit_lookup(conn, row, now=now)
 
     from tthc.matching import classify, lookup_failed
 
@@ -118,16 +124,19 @@ def reconcile(ctx: StageContext) -> dict[str, Any]:
 
 
 def _lookup(
-    ctx: StageContext, numbers: list[str], registry: dict[str, dict[str, Any] | None]
-) -> tuple[set[str], list[dict[str, Any]], int]:
-    """Ask the registry for ``numbers``; fills ``registry``; returns (failed numbers, audit rows, errors)."""
+    ctx: StageContext,
+    numbers: list[str],
+    registry: dict[str, dict[str, Any] | None],
+    audit: list[dict[str, Any]],
+) -> tuple[set[str], int]:
+    """Ask the registry for ``numbers``; fills ``registry`` and ``audit`` (one event per request,
+    appended as it happens); returns (failed numbers, errors)."""
     if not numbers:
-        return set(), [], 0
+        return set(), 0
     from connectors.http import ConnectorError
     from connectors.lgsp import LgspClient, LgspIdentity
 
     s = ctx.settings
-    audit: list[dict[str, Any]] = []
 
     def on_request(kind: str, request_id: str, count: int, status: str) -> None:
         audit.append(
@@ -175,6 +184,18 @@ def _lookup(
             continue
         registry[n] = dataclasses.asdict(person) if person is not None else None
         failed.discard(n)
-    # keep one audit row per request id (status updates of a bulk job collapse into the last one)
-    by_id = {row["request_id"]: row for row in audit}
-    return failed, list(by_id.values()), errors
+    return failed, errors
+
+
+def collapse_audit(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One audit row per request id: when it was first made, the most numbers it carried and its
+    last status. A bulk job's status polls carry no numbers: a job that ended ``Loi`` must still
+    say how many numbers were sent under its id, not the poll's 0."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for ev in events:
+        row = by_id.get(ev["request_id"])
+        if row is None:
+            by_id[ev["request_id"]] = dict(ev)
+        else:
+            row.update(status=ev["status"], count=max(row["count"], ev["count"]))
+    return list(by_id.values())
