@@ -206,8 +206,10 @@ dossiers = sa.Table(
     _check_in("quality_status", QUALITY_STATUSES, "quality_status"),
 )
 sa.Index(None, dossiers.c.agency_code)
-sa.Index(None, dossiers.c.source_id, dossiers.c.last_run_id)
-sa.Index(None, dossiers.c.source_id, dossiers.c.quality_status)
+# Led by the selective column, not by source_id: a (source_id, code) lookup must have only the
+# primary key to choose from (migration 0008).
+sa.Index(None, dossiers.c.last_run_id, dossiers.c.source_id)
+sa.Index(None, dossiers.c.quality_status, dossiers.c.source_id)
 sa.Index(None, dossiers.c.received_at)
 
 dossier_history = sa.Table(
