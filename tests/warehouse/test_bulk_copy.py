@@ -128,3 +128,41 @@ def test_copy_upsert_keeps_last_row_per_key_like_sequential_upserts(pg):
         assert bulk.copy_upsert(conn, s.publish_outbox, rows, ["outbox_key"], do_nothing=True) == 300
         kept = dict(conn.execute(sa.select(s.publish_outbox.c.outbox_key, s.publish_outbox.c.payload)).all())
     assert kept["k7"] == {"i": 7}  # DO NOTHING keeps the first
+
+
+def _planner_rows(eng, table: str) -> float:
+    with eng.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table}
+        ).scalar_one()
+
+
+def test_a_bulk_loaded_table_is_analysed_once_it_took_enough_rows(pg, monkeypatch):
+    """The planner's row count of a table follows a night's bulk load (no waiting for autovacuum);
+    a table that took fewer rows than the threshold is left alone."""
+    monkeypatch.setattr(bulk, "ANALYZE_MIN_ROWS", N)
+    monkeypatch.setattr(bulk, "_loaded", bulk.Counter())
+    with pg.begin() as conn:  # a statistics baseline: what the planner knew before the load
+        conn.exec_driver_sql("ANALYZE dossiers")
+        conn.exec_driver_sql("ANALYZE dossier_issues")
+    before = _planner_rows(pg, "dossiers")
+    with pg.begin() as conn:
+        assert repo.upsert_dossiers(conn, _dossiers(N), "r1").inserted == N
+    assert _planner_rows(pg, "dossiers") == before  # not known yet
+    assert "dossiers" in bulk.analyze_loaded(pg)
+    assert _planner_rows(pg, "dossiers") == pytest.approx(N, rel=0.05)
+    # counted afresh after an ANALYZE: nothing is due now
+    assert bulk.analyze_loaded(pg) == []
+    # a load below the threshold (still through COPY) is not analysed
+    with pg.begin() as conn:
+        assert repo.upsert_dossiers(conn, _dossiers(N - 1, source_id="S2"), "r1").inserted == N - 1
+    assert bulk._loaded["dossiers"] == N - 1
+    assert bulk.analyze_loaded(pg) == []
+    assert _planner_rows(pg, "dossiers") == pytest.approx(N, rel=0.05)
+
+
+def test_analyze_is_skipped_on_sqlite(tmp_path, monkeypatch):
+    from tthc.warehouse import db
+
+    monkeypatch.setattr(bulk, "_loaded", bulk.Counter({"dossiers": 10**6}))
+    assert bulk.analyze_loaded(db.get_engine(f"sqlite:///{tmp_path / 'w.db'}")) == []

@@ -74,6 +74,9 @@ def run_stage(
     counts["duration_s"] = round(time.monotonic() - t0, 3)
     with ctx.engine.begin() as conn:
         repo.finish_stage(conn, run_id, source_id, stage, status="success", **_stage_counts(counts))
+    from tthc.warehouse.bulk import analyze_loaded
+
+    analyze_loaded(ctx.engine)  # planner statistics for the rows this stage bulk-loaded
     log.info("stage %s of %s: %s", stage, source_id, counts)
     return counts
 

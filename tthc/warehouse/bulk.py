@@ -17,6 +17,8 @@ Semantics match the row-at-a-time path the callers use on SQLite and for small b
 from __future__ import annotations
 
 import itertools
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,7 +30,13 @@ from sqlalchemy.types import TypeDecorator
 #: below this many rows the statement-per-batch path is as fast and simpler to read in logs
 COPY_MIN_ROWS = 200
 
+#: a table that took at least this many rows through this path (in this process) since it was last
+#: analysed is analysed after the stage: see :func:`analyze_loaded`
+ANALYZE_MIN_ROWS = 10_000
+
 _serial = itertools.count(1)
+_loaded: Counter[str] = Counter()  # table name → rows bulk-loaded since this process analysed it
+log = logging.getLogger(__name__)
 
 
 def usable(conn: Connection, n_rows: int) -> bool:
@@ -124,4 +132,34 @@ def copy_upsert(
     done = stmt.returning(sa.literal(1)).cte("done")
     n = conn.execute(sa.select(sa.func.count()).select_from(done)).scalar_one()
     conn.exec_driver_sql(f'DROP TABLE "{staged.name}"')
+    _loaded[table.name] += int(n)
     return int(n)
+
+
+def analyze_loaded(engine: sa.Engine, *, lock_timeout_ms: int = 5000) -> list[str]:
+    """``ANALYZE`` the tables this process bulk-loaded at least :data:`ANALYZE_MIN_ROWS` rows into
+    since it last analysed them; returns their names.
+
+    A night's load grows a table by tens of thousands of rows within minutes, faster than
+    autovacuum's analyse follows (and a server may run without it). With row counts from before
+    the load, the planner picks nested loops and on-disk sorts for the next stage's reads of the
+    same rows. Called by ``run_stage`` after each stage, outside its transaction (autocommit), so
+    the lock ``ANALYZE`` takes is held for its own few hundred milliseconds only; a table locked
+    by someone else for longer than ``lock_timeout_ms`` is left for the next stage.
+    """
+    due = sorted(t for t, n in _loaded.items() if n >= ANALYZE_MIN_ROWS)
+    if not due or engine.dialect.name != "postgresql":
+        return []
+    done: list[str] = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        for name in due:
+            try:
+                conn.exec_driver_sql(f'ANALYZE "{name}"')
+            except sa.exc.OperationalError as exc:  # lock_timeout: busy, try after the next stage
+                log.info("ANALYZE %s skipped: %s", name, type(exc.orig).__name__)
+                continue
+            _loaded.pop(name, None)
+            done.append(name)
+        conn.exec_driver_sql("RESET lock_timeout")
+    return done
