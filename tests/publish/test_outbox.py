@@ -577,3 +577,47 @@ def test_a_run_killed_mid_publish_leaves_only_the_batch_in_flight_unsure(engine)
     assert (counts["progress_found_applied"], counts["progress_sent"]) == (2, 2)
     assert all(set(portal.counts(d.dossier_code).values()) == {1} for d in ds)
     assert {m["status"] for m in outbox(engine)} == {"confirmed"}
+
+
+class AgencyRecordingPortal(FakePortal):
+    """Records the ``madonvi`` each progress entry was pushed under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress_agency: list[tuple[str, int, str]] = []  # (code, TrangThai, madonvi)
+
+    def push_progress(self, entries, *, madonvi, check_first=False):
+        out = super().push_progress(entries, madonvi=madonvi, check_first=check_first)
+        for e, r in zip(entries, out, strict=True):
+            if r.ok:
+                self.progress_agency.append((e["MaHoSo"], e["TrangThai"], madonvi))
+        return out
+
+
+def test_progress_goes_under_the_agency_the_portal_holds_the_dossier_under(engine):
+    """madonvi of a progress call: the agency of the payload the portal accepted last, whether it
+    was accepted by this run or an earlier one; a moved dossier's entries follow it once moved."""
+    night, portal = Night(engine), AgencyRecordingPortal()
+    a = dossier("A-1", status=2, agency=AG1)
+    portal.fail_progress["A-1"] = "retryable"
+    night.load([a])
+    night.publish(portal)  # the dossier is on the portal under AG1; its entry is not
+    assert portal.records["A-1"]["DonViXuLy"] == AG1 and portal.progress_agency == []
+
+    # the dossier moves to AG2 but the portal refuses the new payload for now: the entry left
+    # over from the first night goes under AG1 (confirmed by an earlier run, read from the outbox)
+    del portal.fail_progress["A-1"]
+    moved = advance(replace(a, agency_code=AG2), status=4, hours=5)
+    portal.fail["A-1"] = "retryable"
+    night.load([moved])
+    night.publish(portal)
+    assert portal.records["A-1"]["DonViXuLy"] == AG1
+    assert portal.progress_agency == [("A-1", 2, AG1)]
+
+    # the portal takes the moved dossier: its new entry goes under AG2 (confirmed in this run)
+    del portal.fail["A-1"]
+    night.load([moved])
+    night.publish(portal)
+    assert portal.records["A-1"]["DonViXuLy"] == AG2
+    assert portal.progress_agency == [("A-1", 2, AG1), ("A-1", 4, AG2)]
+    assert [e["TrangThai"] for e in portal.progress["A-1"]] == [2, 4]

@@ -18,7 +18,7 @@ SYNC_RATE = "1.4_sync_rate"
 
 def indicators(ctx: StageContext) -> dict[str, Any]:
     from tthc.indicators import compute_indicators
-    from tthc.warehouse import repo
+    from tthc.warehouse import repo, schema
 
     sid = ctx.source.source_id
     end = ctx.window_end
@@ -30,12 +30,12 @@ def indicators(ctx: StageContext) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         dossiers = repo.load_dossiers(conn, sid, relevant_since=earliest)
         agencies = repo.agency_codes(conn, sid)
-        states = repo.dossier_states(conn, sid)
-        published = repo.publish_states(conn, sid)
-        matches = repo.load_matches(conn, sid)
-    usable = [d for d in dossiers if states[d.dossier_code].quality_status != "quarantined"]
-    synced = {f"{sid}:{c}" for c, p in published.items() if p["status"] == "published"}
-    verified = {f"{sid}:{c}" for c, m in matches.items() if m["match_class"] in SAME_PERSON}
+        quarantined = repo.codes_where(conn, schema.dossiers, sid, "quality_status", ["quarantined"])
+        published = repo.codes_where(conn, schema.publish_state, sid, "status", ["published"])
+        matched = repo.codes_where(conn, schema.citizen_matches, sid, "match_class", SAME_PERSON)
+    usable = [d for d in dossiers if d.dossier_code not in quarantined]
+    synced = {f"{sid}:{c}" for c in published}
+    verified = {f"{sid}:{c}" for c in matched}
     out: list[dict[str, Any]] = []
     on_time: dict[str, float | None] = {}
     for ptype, (start, stop) in periods.items():

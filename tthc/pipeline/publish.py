@@ -145,10 +145,9 @@ def publish(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     finally:
         if client is None:
             portal.close()
-    with ctx.engine.begin() as conn:
-        states = repo.publish_states(conn, ctx.source.source_id)
     limit = ctx.settings.portal_failure_report_after
-    repeated = sorted(c for c, st in states.items() if st["status"] == "failed" and st["attempts"] >= limit)
+    with ctx.engine.begin() as conn:
+        repeated = sorted(repo.publish_states(conn, ctx.source.source_id, failing_since=limit))
     published = queued["unchanged_payload"] + sent["dossiers_sent"]
     return {
         "records_in": queued["candidates"],
@@ -180,7 +179,7 @@ def queue(ctx: StageContext) -> dict[str, int]:
         dstates = repo.dossier_states(conn, sid, wanted)
         pstates = repo.publish_states(conn, sid, wanted)
         histories = repo.load_histories(conn, sid, wanted)
-        existing = {r["outbox_key"] for r in repo.outbox_items(conn, sid, codes=wanted)}
+        existing = repo.outbox_keys(conn, sid, wanted)
 
         rows: list[dict[str, Any]] = []
         requeue: dict[str, int] = {}
@@ -321,6 +320,7 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
 
     failures: dict[str, str] = {}
     succeeded: set[str] = set()
+    confirmed_now: set[str] = set()  # dossiers whose current version the portal took in this run
     counts: Counter[str] = Counter()
 
     # -- dossiers: only the message of the current, publishable version ----------------------------
@@ -371,13 +371,13 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
                         "source_id": sid,
                         "dossier_code": i["dossier_code"],
                         "content_hash": dstates[i["dossier_code"]].content_hash,
+                        "published_version": i["dossier_version"],
+                        "payload_hash": i["content_hash"],
                     }
                     for i in confirmed
                 ],
             )
-            repo.set_published_versions(
-                conn, sid, {i["dossier_code"]: (i["dossier_version"], i["content_hash"]) for i in confirmed}
-            )
+        confirmed_now.update(i["dossier_code"] for i in confirmed)
         counts["dossiers_sent"] += len(confirmed)
         counts["dossiers_retryable"] += len(not_applied)
         counts["dossiers_unsure"] += len(unsure)
@@ -390,10 +390,23 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
         # madonvi of a progress call: the agency the portal holds the dossier under (the last
         # payload it accepted), else the dossier's current agency
         agencies: dict[str, str | None] = _agencies(conn, sid, pcodes, {})
-        for m in repo.outbox_items(conn, sid, codes=pcodes, kinds=("dossier",), statuses=("confirmed",)):
-            st = pstates.get(m["dossier_code"])
-            if st and m["dossier_version"] == st.get("published_version") and m["payload"].get("DonViXuLy"):
-                agencies[m["dossier_code"]] = m["payload"]["DonViXuLy"]
+        # Confirmed by this run: the current version, so the dossier's current agency. Confirmed
+        # by an earlier run: the agency of its stored message (the dossier may have moved since).
+        earlier = [c for c in pcodes if c not in confirmed_now]
+        held = (
+            [
+                (m["dossier_code"], m["dossier_version"], m["payload"].get("DonViXuLy"))
+                for m in repo.outbox_items(
+                    conn, sid, codes=earlier, kinds=("dossier",), statuses=("confirmed",)
+                )
+            ]
+            if earlier
+            else []
+        )
+        for code, version, agency in held:
+            st = pstates.get(code)
+            if st and version == st.get("published_version") and agency:
+                agencies[code] = agency
     eligible = []
     for i in progress:
         st = pstates.get(i["dossier_code"])
