@@ -172,9 +172,17 @@ def run_source_full(source_id: str, run_id: str, window_end: datetime) -> dict[s
 
     out: dict[str, Any] = {"source_id": source_id, "stages": {}}
     cpu0 = time.process_time()
+    profile_dir = os.environ.get("TTHC_BENCH_PROFILE")
     for stage in STAGES:
         t0 = time.perf_counter()
-        counts = run_stage(stage, source_id, run_id=run_id, window_end=window_end)
+        if profile_dir:  # --profile: one cProfile file per (night, source, stage)
+            import cProfile
+
+            prof = cProfile.Profile()
+            counts = prof.runcall(run_stage, stage, source_id, run_id=run_id, window_end=window_end)
+            prof.dump_stats(str(Path(profile_dir) / f"{run_id}.{source_id}.{stage}.prof"))
+        else:
+            counts = run_stage(stage, source_id, run_id=run_id, window_end=window_end)
         out["stages"][stage] = {
             "seconds": time.perf_counter() - t0,
             "records": int(counts.get("records_in", 0) or 0),
@@ -356,6 +364,12 @@ def main() -> int:
     ap.add_argument("--skip-floor", action="store_true")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and databases")
+    ap.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="write a cProfile file per night, source and stage of the nightly runs into DIR "
+        "(slows the run; for finding where the time goes, not for the figures)",
+    )
     a = ap.parse_args()
 
     from tthc.timeutil import vn_now
@@ -371,6 +385,9 @@ def main() -> int:
         "TTHC_SANDBOX_REGISTRY": str(reg_path),
         "PYTHONWARNINGS": "ignore",
     }
+    if a.profile:
+        Path(a.profile).mkdir(parents=True, exist_ok=True)
+        env["TTHC_BENCH_PROFILE"] = str(Path(a.profile).resolve())
     anchor = vn_now().replace(second=0, microsecond=0) - timedelta(minutes=10)
     drops: list[Any] = []
     figures: dict[str, Any] = {"dossiers": a.dossiers, "sources": a.sources, "workers": a.workers}
