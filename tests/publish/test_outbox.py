@@ -621,3 +621,20 @@ def test_progress_goes_under_the_agency_the_portal_holds_the_dossier_under(engin
     assert portal.records["A-1"]["DonViXuLy"] == AG2
     assert portal.progress_agency == [("A-1", 2, AG1), ("A-1", 4, AG2)]
     assert [e["TrangThai"] for e in portal.progress["A-1"]] == [2, 4]
+
+
+def test_published_versions_are_written_with_the_publication_or_refused_when_mixed(engine):
+    night = Night(engine)
+    night.load([dossier("A-1"), dossier("B-1")])
+    row = {"source_id": SID, "dossier_code": "A-1", "content_hash": "c1"}
+    repo.mark_published(engine, [{**row, "published_version": 1, "payload_hash": "p1"}])
+    st = states(engine)["A-1"]
+    assert (st["status"], st["published_hash"], st["published_version"], st["payload_hash"]) == (
+        "published", "c1", 1, "p1",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="all rows or none"):
+        repo.mark_published(
+            engine,
+            [{**row, "published_version": 2, "payload_hash": "p2"}, {**row, "dossier_code": "B-1"}],
+        )
+    assert states(engine)["A-1"]["published_version"] == 1 and "B-1" not in states(engine)

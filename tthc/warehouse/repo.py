@@ -138,12 +138,12 @@ __all__ = [
     "cache_get",
     "cache_purge",
     "cache_put",
+    "codes_where",
     "changed_since",
     "clear_publish_failures",
     "dossier_states",
     "finish_stage",
     "get_watermark",
-    "codes_where",
     "held_codes",
     "hold",
     "issues_by_rule",
@@ -1104,9 +1104,10 @@ def mark_published(
     :func:`set_published_versions` records, written by the same statement."""
     now = now or vn_now()
     rows = list(rows)
-    with_versions = bool(rows) and all(
-        not isinstance(r, Dossier) and "published_version" in r and "payload_hash" in r for r in rows
-    )
+    carrying = sum(1 for r in rows if not isinstance(r, Dossier) and "published_version" in r)
+    if carrying not in (0, len(rows)):  # one statement: every row sets the same columns
+        raise ValueError("mark_published: published_version and payload_hash on all rows or none")
+    with_versions = carrying > 0
     objs = [r for r in rows if isinstance(r, Dossier)]
     hashes = {id(d): h for d, (_, _, h) in zip(objs, _payloads(objs), strict=True)}
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -1127,8 +1128,7 @@ def mark_published(
             "last_attempt_at": at,
             "status": "published",
         }
-        if with_versions:  # the version and payload the portal now holds, in the same write
-            assert not isinstance(r, Dossier)
+        if with_versions and not isinstance(r, Dossier):  # what the portal now holds, same write
             out[(src, code)]["published_version"] = r["published_version"]
             out[(src, code)]["payload_hash"] = r["payload_hash"]
     with _tx(bind) as conn:
