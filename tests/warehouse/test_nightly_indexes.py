@@ -111,8 +111,8 @@ INSERT INTO dossiers (source_id, dossier_code, dossier_key, vneid_verified, supp
     supplement_pending, attachment_count, digitized_count, reused_count, supplements_json,
     attachments_json, raw_issues_json, content_hash, version, first_seen_run, last_run_id,
     loaded_at, quality_status)
-SELECT CAST(:src AS varchar), CAST(:src AS text) || '-' || g, CAST(:src AS text) || ':' || g, false, 0, false, 0, 0, 0, '[]', '[]', '[]', 'h', 1,
-    'r1', 'r1', now(), 'valid'
+SELECT CAST(:src AS varchar), CAST(:src AS text) || '-' || g, CAST(:src AS text) || ':' || g,
+    false, 0, false, 0, 0, 0, '[]', '[]', '[]', 'h', 1, 'r1', 'r1', now(), 'valid'
 FROM generate_series(1, 3000) AS g
 """
 
