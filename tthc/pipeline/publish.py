@@ -13,8 +13,9 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
    status): deterministic, so a re-run, a retry or a later night queues nothing twice.
 2. **Send** (:func:`send`). Messages go out batch by batch (one portal request each, per agency);
    each batch is *claimed* first (status ``sent``, one attempt counted, committed), then sent, then
-   settled, so a run that dies mid-request (a killed worker) leaves only the batch in flight marked
-   "maybe applied" and the next run reads back that batch, not all it had to send. After a whole
+   settled (its outcome is committed with the next batch's claim: one transaction per batch), so a
+   run that dies mid-request (a killed worker) leaves only the batch in flight marked "maybe
+   applied" and the next run reads back that batch, not all it had to send. After a whole
    batch failed transiently (the portal is unreachable) the rest waits for the next run.
    Dossiers go through ``PortalClient.publish`` (create; "-3" → update; after an ambiguous
    failure the client re-sends, which converges). Only the message of the dossier's
@@ -303,6 +304,54 @@ def _stop_reason(results: Sequence[Any]) -> str | None:
     return None
 
 
+class _Ledger:
+    """Claims and settlements of the send step, one transaction per batch.
+
+    A batch is claimed (``outbox_mark(..., "sent")``, committed) before it is sent. Its outcome is
+    written by the transaction that claims the *next* batch, or by :meth:`flush` after the last
+    one: it is still committed before anything else is sent, so a run that dies leaves at most the
+    batch in flight "maybe applied" (see ``_batches``), with one commit per batch instead of two.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        # outcomes not written yet: (confirmed keys, [(key, status, error)], published-state rows)
+        self.pending: list[tuple[list[str], list[tuple[str, str, str]], list[dict[str, Any]]]] = []
+
+    def settle_later(
+        self,
+        confirmed: list[str],
+        others: list[tuple[str, str, str]],
+        published: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """A batch's outcome: its confirmed keys, the others' (key, status, error), and for
+        dossiers the ``publish_state`` rows of those the portal took."""
+        self.pending.append((confirmed, others, published or []))
+
+    def write(self, conn: Any) -> None:
+        from tthc.warehouse import repo
+
+        for confirmed, others, published in self.pending:
+            repo.outbox_settle(conn, confirmed, "confirmed")
+            for key, status, error in others:
+                repo.outbox_settle(conn, [key], status, error=error)
+            if published:
+                repo.mark_published(conn, published)
+        self.pending.clear()
+
+    def claim(self, keys: Sequence[str]) -> None:
+        from tthc.warehouse import repo
+
+        with self.engine.begin() as conn:
+            self.write(conn)
+            repo.outbox_mark(conn, keys, "sent")
+
+    def flush(self) -> None:
+        if self.pending:
+            with self.engine.begin() as conn:
+                self.write(conn)
+
+
 def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
     """Deliver the open outbox messages of this source (module docstring, step 2)."""
     from tthc.warehouse import repo
@@ -339,14 +388,14 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
     counts["dossiers_discarded"] = len(discard)
     batch = max(1, int(ctx.settings.portal_batch_size))
     stopped: str | None = None  # why the portal is not asked any more this run (it is unreachable)
+    ledger = _Ledger(ctx.engine)
     for chunk in _batches(to_send, batch, lambda i: i["payload"].get("DonViXuLy")):
         if stopped is not None:  # not sent, not claimed: certainly not applied
             for i in chunk:
                 failures.setdefault(i["dossier_code"], stopped)
             counts["dossiers_retryable"] += len(chunk)
             continue
-        with ctx.engine.begin() as conn:
-            repo.outbox_mark(conn, [i["outbox_key"] for i in chunk], "sent")  # claimed before sending
+        ledger.claim([i["outbox_key"] for i in chunk])  # claimed (and the last batch settled) first
         results = client.publish([i["payload"] for i in chunk])
         stopped = _stop_reason(results)
         confirmed, not_applied, unsure = [], [], []
@@ -358,29 +407,26 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
             else:
                 failures.setdefault(code, _error_text(r))
                 (not_applied if _certainly_not_applied(r) else unsure).append(i)
-        with ctx.engine.begin() as conn:
-            repo.outbox_settle(conn, [i["outbox_key"] for i in confirmed], "confirmed")
-            for i in not_applied:
-                repo.outbox_settle(conn, [i["outbox_key"]], "failed", error=failures[i["dossier_code"]])
-            for i in unsure:
-                repo.outbox_settle(conn, [i["outbox_key"]], "sent", error=failures[i["dossier_code"]])
-            repo.mark_published(
-                conn,
-                [
-                    {
-                        "source_id": sid,
-                        "dossier_code": i["dossier_code"],
-                        "content_hash": dstates[i["dossier_code"]].content_hash,
-                        "published_version": i["dossier_version"],
-                        "payload_hash": i["content_hash"],
-                    }
-                    for i in confirmed
-                ],
-            )
+        settled = [(i["outbox_key"], "failed", failures[i["dossier_code"]]) for i in not_applied]
+        settled += [(i["outbox_key"], "sent", failures[i["dossier_code"]]) for i in unsure]
+        published = [
+            {
+                "source_id": sid,
+                "dossier_code": i["dossier_code"],
+                "content_hash": dstates[i["dossier_code"]].content_hash,
+                "published_version": i["dossier_version"],
+                "payload_hash": i["content_hash"],
+            }
+            for i in confirmed
+        ]
+
+        ledger.settle_later([i["outbox_key"] for i in confirmed], settled, published)
         confirmed_now.update(i["dossier_code"] for i in confirmed)
         counts["dossiers_sent"] += len(confirmed)
         counts["dossiers_retryable"] += len(not_applied)
         counts["dossiers_unsure"] += len(unsure)
+
+    ledger.flush()  # the last dossier batch: settled before the portal's state is read below
 
     # -- progress: once the portal holds the version, in version order ----------------------------
     progress = [i for i in items if i["kind"] == "progress"]
@@ -434,8 +480,7 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
                         failures.setdefault(i["dossier_code"], stopped)
                         counts["progress_unsure" if i["outbox_key"] in unknown else "progress_retryable"] += 1
                     continue
-                with ctx.engine.begin() as conn:
-                    repo.outbox_mark(conn, [i["outbox_key"] for i in chunk], "sent")  # claimed before sending
+                ledger.claim([i["outbox_key"] for i in chunk])
                 results = client.push_progress(
                     [i["payload"] for i in chunk], madonvi=agency, check_first=check_first
                 )
@@ -455,11 +500,11 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
                         counts["progress_retryable"] += 1
                     else:
                         counts["progress_unsure"] += 1  # maybe applied: read back before resending
-                with ctx.engine.begin() as conn:  # settled batch by batch: see _batches
-                    repo.outbox_settle(conn, confirmed_keys, "confirmed")
-                    for key, err in failed_keys.items():
-                        repo.outbox_settle(conn, [key], "failed", error=err)
+                ledger.settle_later(  # written with the next claim: see _Ledger
+                    confirmed_keys, [(key, "failed", err) for key, err in failed_keys.items()]
+                )
     with ctx.engine.begin() as conn:
+        ledger.write(conn)  # the last progress batch's outcome
         if failures:
             repo.mark_publish_failed(
                 conn, [{"source_id": sid, "dossier_code": c, "error": e} for c, e in sorted(failures.items())]
