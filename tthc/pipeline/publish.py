@@ -438,21 +438,11 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
         agencies: dict[str, str | None] = _agencies(conn, sid, pcodes, {})
         # Confirmed by this run: the current version, so the dossier's current agency. Confirmed
         # by an earlier run: the agency of its stored message (the dossier may have moved since).
-        earlier = [c for c in pcodes if c not in confirmed_now]
-        held = (
-            [
-                (m["dossier_code"], m["dossier_version"], m["payload"].get("DonViXuLy"))
-                for m in repo.outbox_items(
-                    conn, sid, codes=earlier, kinds=("dossier",), statuses=("confirmed",)
-                )
-            ]
-            if earlier
-            else []
-        )
-        for code, version, agency in held:
-            st = pstates.get(code)
-            if st and version == st.get("published_version") and agency:
-                agencies[code] = agency
+        earlier = [c for c in pcodes if c not in confirmed_now]  # none: no query
+        for m in repo.outbox_items(conn, sid, codes=earlier, kinds=("dossier",), statuses=("confirmed",)):
+            st = pstates.get(m["dossier_code"])
+            if st and m["dossier_version"] == st.get("published_version") and m["payload"].get("DonViXuLy"):
+                agencies[m["dossier_code"]] = m["payload"]["DonViXuLy"]
     eligible = []
     for i in progress:
         st = pstates.get(i["dossier_code"])
