@@ -9,8 +9,9 @@ Create Date: 2026-11-24
 sources but not the one being loaded (autovacuum analysed the table after the first sources of a
 night, or ``run_stage`` did), it estimates one row for the new source and may take either index:
 the foreign-key check of every ``dossier_history`` row inserted then read the whole source through
-``(source_id, last_run_id)``. Loading 25,000 dossiers of a second source took 43 s instead of 3 s
-(bench/bench_nightly.py, reproduced on PostgreSQL 15). Led by the other column, the two indexes
+``(source_id, last_run_id)``. Seen as slow extracts in bench/bench_nightly.py; reproduced with
+``repo.upsert_dossiers`` on PostgreSQL 15: 25,000 dossiers of a second source loaded in 43 s
+instead of 3 s. Led by the other column, the two indexes
 serve the same queries (both columns are compared for equality) and leave the primary key as the
 only index for a (source, code) lookup.
 """
