@@ -67,7 +67,7 @@ import yaml
 
 from tthc.calendar import WorkingCalendar
 from tthc.codes import CHANNEL_ONLINE
-from tthc.model import Dossier
+from tthc.model import Dossier, Supplement
 from tthc.ontime import (
     EARLY,
     EXCLUDED,
@@ -90,8 +90,10 @@ from tthc.paths import REPO_ROOT
 __all__ = [
     "COUNT_IDS",
     "RATIO_IDS",
+    "IndicatorFacts",
     "IndicatorOptions",
     "compute_indicators",
+    "compute_indicators_for_periods",
     "load_indicator_config",
 ]
 
@@ -164,10 +166,84 @@ class _Tally:
         r[0] += int(hit)
 
 
+@dataclass(frozen=True, slots=True)
+class IndicatorFacts:
+    """What the indicators read of a dossier: no personal data, attachments as counts.
+
+    :func:`tthc.warehouse.repo.load_indicator_facts` reads these columns straight from the
+    warehouse (no JSON decoding of attachments, no applicant fields); :meth:`of` derives them from
+    a :class:`~tthc.model.Dossier`. :func:`tthc.ontime.evaluate` reads the same attribute names.
+    """
+
+    source_id: str
+    dossier_code: str | None
+    agency_code: str | None
+    procedure_code: str | None
+    status: int | None
+    received_at: datetime | None
+    updated_at: datetime | None
+    due_at: datetime | None
+    finished_at: datetime | None
+    returned_at: datetime | None
+    channel: int | None
+    fee: int | None
+    paid_online: int | None
+    result_type: str | None
+    result_file: str | None
+    vneid_verified: bool
+    attachment_count: int
+    digitized_count: int
+    reused_count: int
+    supplements: tuple[Supplement, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.source_id}:{self.dossier_code}"
+
+    @classmethod
+    def of(cls, d: Dossier | IndicatorFacts) -> IndicatorFacts:
+        if isinstance(d, IndicatorFacts):
+            return d
+        return cls(
+            source_id=d.source_id,
+            dossier_code=d.dossier_code,
+            agency_code=d.agency_code,
+            procedure_code=d.procedure_code,
+            status=d.status,
+            received_at=d.received_at,
+            updated_at=d.updated_at,
+            due_at=d.due_at,
+            finished_at=d.finished_at,
+            returned_at=d.returned_at,
+            channel=d.channel,
+            fee=d.fee,
+            paid_online=d.paid_online,
+            result_type=d.result_type,
+            result_file=d.result_file,
+            vneid_verified=bool(d.vneid_verified),
+            attachment_count=len(d.attachments),
+            digitized_count=sum(1 for a in d.attachments if a.digitized),
+            reused_count=sum(1 for a in d.attachments if a.reused),
+            supplements=tuple(d.supplements),
+        )
+
+
 def compute_indicators(
-    dossiers: Iterable[Dossier],
+    dossiers: Iterable[Dossier | IndicatorFacts],
     period_start: datetime | date,
     period_end: datetime | date,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Indicator rows per agency (and a ``total`` scope) for the period (module docstring).
+
+    Keyword arguments as :func:`compute_indicators_for_periods`.
+    """
+    return compute_indicators_for_periods(dossiers, {0: (period_start, period_end)}, **kwargs)[0]
+
+
+def compute_indicators_for_periods(
+    dossiers: Iterable[Dossier | IndicatorFacts],
+    periods: Mapping[Any, tuple[datetime | date, datetime | date]],
     *,
     unit: Unit = "date",
     calendar: WorkingCalendar | None = None,
@@ -179,52 +255,94 @@ def compute_indicators(
     fee_procedures: set[str] | frozenset[str] | None = None,
     paper_result_procedures: set[str] | frozenset[str] | None = None,
     agencies: Iterable[str | None] = (),
-) -> list[dict[str, Any]]:
-    """Indicator rows per agency (and a ``total`` scope) for the period (module docstring).
+) -> dict[Any, list[dict[str, Any]]]:
+    """:func:`compute_indicators` for several periods in one pass over ``dossiers``: name →
+    rows, each list equal to what :func:`compute_indicators` returns for that period. A dossier
+    is judged once per distinct period end (periods of a night share their end).
 
     ``legal_durations``: procedure code → legal duration, used for dossiers without ``due_at``.
     ``agencies``: agency codes that get rows (zeros) even when none of ``dossiers`` is theirs —
     what a caller that left out dossiers irrelevant to the period passes to keep its rows.
     """
     opts = options or IndicatorOptions()
-    start = _as_start(period_start)
-    end = _as_end(period_end)
-    if end < start:
-        raise ValueError("period_end is before period_start")
+    bounds: dict[Any, tuple[datetime, datetime]] = {}
+    for name, (period_start, period_end) in periods.items():
+        start, end = _as_start(period_start), _as_end(period_end)
+        if end < start:
+            raise ValueError("period_end is before period_start")
+        bounds[name] = (start, end)
     durations = legal_durations or {}
     verified = verified_keys or frozenset()
+    agencies = list(agencies)
 
-    tallies: dict[str | None, _Tally] = defaultdict(_Tally.new)
-    for code in agencies:
-        tallies[code] = _Tally.new()
-    for d in dossiers:
-        ev = evaluate(
-            d,
-            end,
-            unit=unit,
-            legal_duration=durations.get(d.procedure_code or ""),
-            calendar=calendar,
-            rules=rules,
-        )
-        t = tallies[d.agency_code]
-        if ev.outcome == EXCLUDED and ev.reason in NOT_RECEIVED_REASONS:
-            ref = d.received_at or d.updated_at
-            if ref is not None and start <= ref <= end:
-                t.counts["excluded"] += 1
-            continue
-        if ev.outcome == EXCLUDED and ev.reason == "received_after_period_end":
-            continue
-        assert d.received_at is not None  # guaranteed by evaluate for the remaining outcomes
-        received_in_period = d.received_at >= start
-        if received_in_period:
-            t.counts["received"] += 1
-            _tally_received(t, d, synced_keys, verified, fee_procedures, opts)
-        elif not (opts.population == "active" and _active_at(ev, start)):
-            continue
-        else:
-            t.counts["carried_over"] += 1
-        _tally_processed(t, d, ev, paper_result_procedures, opts)
+    tallies: dict[Any, dict[str | None, _Tally]] = {}
+    for name in bounds:
+        tallies[name] = defaultdict(_Tally.new)
+        for code in agencies:
+            tallies[name][code] = _Tally.new()
+    for item in dossiers:
+        d = IndicatorFacts.of(item)
+        judged: dict[datetime, Evaluation] = {}
+        for name, (start, end) in bounds.items():
+            ev = judged.get(end)
+            if ev is None:
+                ev = judged[end] = evaluate(
+                    d,  # type: ignore[arg-type]  # evaluate reads the attributes both types share
+                    end,
+                    unit=unit,
+                    legal_duration=durations.get(d.procedure_code or ""),
+                    calendar=calendar,
+                    rules=rules,
+                )
+            _tally(
+                tallies[name][d.agency_code],
+                d,
+                ev,
+                start,
+                end,
+                synced_keys,
+                verified,
+                fee_procedures,
+                paper_result_procedures,
+                opts,
+            )
+    return {name: _rows(tallies[name], opts, synced_keys is not None) for name in bounds}
 
+
+def _tally(
+    t: _Tally,
+    d: IndicatorFacts,
+    ev: Evaluation,
+    start: datetime,
+    end: datetime,
+    synced_keys: Iterable[str] | None,
+    verified: Iterable[str],
+    fee_procedures: Iterable[str] | None,
+    paper_result_procedures: Iterable[str] | None,
+    opts: IndicatorOptions,
+) -> None:
+    """Count one judged dossier into one period's tally of its agency."""
+    if ev.outcome == EXCLUDED and ev.reason in NOT_RECEIVED_REASONS:
+        ref = d.received_at or d.updated_at
+        if ref is not None and start <= ref <= end:
+            t.counts["excluded"] += 1
+        return
+    if ev.outcome == EXCLUDED and ev.reason == "received_after_period_end":
+        return
+    assert d.received_at is not None  # guaranteed by evaluate for the remaining outcomes
+    if d.received_at >= start:
+        t.counts["received"] += 1
+        _tally_received(t, d, synced_keys, verified, fee_procedures, opts)
+    elif not (opts.population == "active" and _active_at(ev, start)):
+        return
+    else:
+        t.counts["carried_over"] += 1
+    _tally_processed(t, d, ev, paper_result_procedures, opts)
+
+
+def _rows(
+    tallies: Mapping[str | None, _Tally], opts: IndicatorOptions, with_sync: bool
+) -> list[dict[str, Any]]:
     scopes: list[tuple[str, str | None, _Tally]] = [
         ("agency", code, tallies[code]) for code in sorted(tallies, key=lambda c: (c is None, c or ""))
     ]
@@ -246,7 +364,7 @@ def compute_indicators(
             n = t.counts[cid]
             rows.append(_row(scope, code, cid, n, None, n))
         for rid in RATIO_IDS:
-            if rid == "1.4_sync_rate" and synced_keys is None:
+            if rid == "1.4_sync_rate" and not with_sync:
                 continue
             num, den = t.ratios[rid]
             rows.append(_row(scope, code, rid, num, den, num / den if den else None))
@@ -255,7 +373,7 @@ def compute_indicators(
 
 def _tally_received(
     t: _Tally,
-    d: Dossier,
+    d: IndicatorFacts,
     synced_keys: Iterable[str] | None,
     verified: Iterable[str],
     fee_procedures: Iterable[str] | None,
@@ -269,17 +387,17 @@ def _tally_received(
     if fee_bearing:
         t.ratio("3.6_online_payment", d.paid_online in (1, 2))
     if opts.digitised_components_rule == "all":
-        digitised = bool(d.attachments) and all(a.digitized for a in d.attachments)
+        digitised = d.attachment_count > 0 and d.digitized_count == d.attachment_count
     else:
-        digitised = any(a.digitized for a in d.attachments)
+        digitised = d.digitized_count > 0
     t.ratio("4.2_digitised_components", digitised)
-    t.ratio("4.3_reuse", any(a.reused for a in d.attachments))
+    t.ratio("4.3_reuse", d.reused_count > 0)
     t.ratio("4.5b_population_db", bool(d.vneid_verified) or d.key in verified)
 
 
 def _tally_processed(
     t: _Tally,
-    d: Dossier,
+    d: IndicatorFacts,
     ev: Evaluation,
     paper_result_procedures: Iterable[str] | None,
     opts: IndicatorOptions,

@@ -2,6 +2,8 @@
 
 Quarantined dossiers are left out (their dates or statuses are not trusted); the sync rate uses
 the publish state, population-database use the reconciliation result or a VNeID-verified account.
+The stage reads only the flat columns it counts (``repo.load_indicator_facts``: no applicant data,
+attachments as counts) and judges each dossier once for both periods, which share their end.
 Rows go to ``indicators`` with scope ``agency`` (each agency) and ``source`` (the whole source).
 """
 
@@ -17,7 +19,7 @@ SYNC_RATE = "1.4_sync_rate"
 
 
 def indicators(ctx: StageContext) -> dict[str, Any]:
-    from tthc.indicators import compute_indicators
+    from tthc.indicators import compute_indicators_for_periods
     from tthc.warehouse import repo, schema
 
     sid = ctx.source.source_id
@@ -28,21 +30,19 @@ def indicators(ctx: StageContext) -> dict[str, Any]:
     }
     earliest = min(start for start, _ in periods.values())
     with ctx.engine.begin() as conn:
-        dossiers = repo.load_dossiers(conn, sid, relevant_since=earliest)
+        usable = repo.load_indicator_facts(conn, sid, relevant_since=earliest)
         agencies = repo.agency_codes(conn, sid)
-        quarantined = repo.codes_where(conn, schema.dossiers, sid, "quality_status", ["quarantined"])
         published = repo.codes_where(conn, schema.publish_state, sid, "status", ["published"])
         matched = repo.codes_where(conn, schema.citizen_matches, sid, "match_class", SAME_PERSON)
-    usable = [d for d in dossiers if d.dossier_code not in quarantined]
     synced = {f"{sid}:{c}" for c in published}
     verified = {f"{sid}:{c}" for c in matched}
+    computed = compute_indicators_for_periods(
+        usable, periods, synced_keys=synced, verified_keys=verified, agencies=agencies
+    )
     out: list[dict[str, Any]] = []
     on_time: dict[str, float | None] = {}
-    for ptype, (start, stop) in periods.items():
-        rows = compute_indicators(
-            usable, start, stop, synced_keys=synced, verified_keys=verified, agencies=agencies
-        )
-        for r in rows:
+    for ptype, (start, _stop) in periods.items():
+        for r in computed[ptype]:
             if ptype == "run" and r["indicator_id"] == SYNC_RATE:
                 continue  # the run's sync rate is the publish stage's read-back of the portal (verify)
             scope, code = ("source", sid) if r["scope"] == "total" else (r["scope"], r["scope_code"])

@@ -435,7 +435,7 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
         pstates = repo.publish_states(conn, sid, pcodes)
         # madonvi of a progress call: the agency the portal holds the dossier under (the last
         # payload it accepted), else the dossier's current agency
-        agencies: dict[str, str | None] = _agencies(conn, sid, pcodes, {})
+        agencies: dict[str, str | None] = _agencies(conn, sid, pcodes)
         # Confirmed by this run: the current version, so the dossier's current agency. Confirmed
         # by an earlier run: the agency of its stored message (the dossier may have moved since).
         earlier = [c for c in pcodes if c not in confirmed_now]  # none: no query
@@ -546,13 +546,12 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     sid = ctx.source.source_id
     cfg = ctx.settings
     with ctx.engine.begin() as conn:
-        dstates = repo.dossier_states(conn, sid)
+        agency_of = repo.agencies_where(conn, sid, PUBLISHABLE)
         held_back = repo.held_codes(conn, sid)
-        publishable = sorted(
-            c for c, st in dstates.items() if st.quality_status in PUBLISHABLE and c not in held_back
-        )
+        publishable = sorted(c for c in agency_of if c not in held_back)
         n = min(cfg.verify_sample, max(cfg.verify_min, math.ceil(cfg.verify_share * len(publishable))))
         chosen = _sample(publishable, n, ctx.run_id) if n > 0 else []
+        dstates = repo.dossier_states(conn, sid, chosen)
         pstates = repo.publish_states(conn, sid, chosen)
         dossiers = {d.dossier_code: d for d in repo.load_dossiers(conn, sid, chosen)}
         messages = repo.outbox_items(conn, sid, codes=chosen, statuses=("confirmed",))
@@ -648,9 +647,7 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
         # maybe lost on the portal: read back, then send what is missing
         repo.outbox_settle(conn, rearm, "sent", error="verify: not shown by the portal")
         if out["verify_checked"] or not out["verify_unverified"]:  # else the portal never answered: unknown
-            repo.save_indicators(
-                conn, _indicator_rows(conn, ctx, publishable, chosen, in_sync, dossiers, out)
-            )
+            repo.save_indicators(conn, _indicator_rows(ctx, publishable, agency_of, chosen, in_sync, out))
     if out["mismatches"] or out["progress_missing"] or out["progress_duplicates"]:
         log.warning(
             "verify %s: %d dossiers differ on the portal (%d missing); progress: %d missing, %d twice",
@@ -664,18 +661,16 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
 
 
 def _indicator_rows(
-    conn: Any,
     ctx: StageContext,
     publishable: Sequence[str],
+    agency_of: Mapping[str, str | None],
     chosen: Sequence[str],
     in_sync: set[str],
-    dossiers: Mapping[str, Any],
     out: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """1.4 per source and agency. With a sample, the numerator is the sample's share scaled to the
     publishable dossiers (an estimate); the denominator is always the publishable count."""
     sid = ctx.source.source_id
-    agency_of = _agencies(conn, sid, publishable, dossiers)
     groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # publishable, checked, ok
     chosen_set = set(chosen)
     for c in publishable:
@@ -709,14 +704,14 @@ def _indicator_rows(
     return rows
 
 
-def _agencies(conn: Any, sid: str, codes: Iterable[str], known: Mapping[str, Any]) -> dict[str, str | None]:
-    """Agency code per dossier (the sample is loaded already; the rest only when sampling)."""
+def _agencies(conn: Any, sid: str, codes: Iterable[str]) -> dict[str, str | None]:
+    """Agency code per dossier code (by code for a few, one pass over the source for many)."""
     import sqlalchemy as sa
 
     from tthc.warehouse import schema
 
-    out: dict[str, str | None] = {c: d.agency_code for c, d in known.items()}
-    rest = {c for c in codes if c not in out}
+    out: dict[str, str | None] = {}
+    rest = set(codes)
     if not rest:
         return out
     t = schema.dossiers

@@ -23,6 +23,8 @@ Dossiers (latest version + history)
         dossier code cannot be keyed and are counted as ``skipped``.
         Writers of one source must not run concurrently (one active DAG run per source).
     ``load_dossiers(bind, source_id, codes=None) -> list[Dossier]`` (ordered by code)
+    ``load_indicator_facts(bind, source_id, relevant_since=None) -> list[IndicatorFacts]``
+        The flat columns the indicators count, of the dossiers not quarantined.
     ``changed_since(bind, source_id, run_id_or_time) -> list[Dossier]``
         A ``str``: dossiers whose current version was written by that run (new or changed);
         a ``datetime``: dossiers whose current version was loaded at or after that time.
@@ -555,18 +557,79 @@ def load_dossiers(
     t = s.dossiers
     q = sa.select(t).where(t.c.source_id == source_id)
     if relevant_since is not None:
-        q = q.where(
-            sa.or_(
-                t.c.received_at.is_(None),
-                t.c.received_at >= relevant_since,
-                t.c.updated_at.is_(None),
-                t.c.updated_at >= relevant_since,
-                t.c.finished_at.is_(None),
-            )
-        )
+        q = q.where(_relevant_since(relevant_since))
     with _tx(bind) as conn:
         out = [_to_dossier(m) for m in _in_chunks(conn, q, t.c.dossier_code, codes)]
     out.sort(key=lambda d: d.dossier_code or "")
+    return out
+
+
+def _relevant_since(since: datetime) -> sa.ColumnElement[bool]:
+    """Dossiers that can count in a period starting at ``since`` (see :func:`load_dossiers`)."""
+    t = s.dossiers
+    return sa.or_(
+        t.c.received_at.is_(None),
+        t.c.received_at >= since,
+        t.c.updated_at.is_(None),
+        t.c.updated_at >= since,
+        t.c.finished_at.is_(None),
+    )
+
+
+#: Columns of ``dossiers`` the indicators read (``IndicatorFacts``): no applicant data.
+_FACT_COLUMNS = (
+    "source_id",
+    "dossier_code",
+    "agency_code",
+    "procedure_code",
+    "status",
+    "received_at",
+    "updated_at",
+    "due_at",
+    "finished_at",
+    "returned_at",
+    "channel",
+    "fee",
+    "paid_online",
+    "result_type",
+    "result_file",
+    "vneid_verified",
+    "attachment_count",
+    "digitized_count",
+    "reused_count",
+)
+
+
+def load_indicator_facts(bind: Bind, source_id: str, *, relevant_since: datetime | None = None) -> list[Any]:
+    """What the indicators count of one source: ``tthc.indicators.IndicatorFacts`` of the
+    dossiers that are not quarantined (their dates and statuses are not trusted), in no order.
+
+    Reads the flat columns only: attachments come as the stored counts, supplements are decoded
+    only for dossiers that have some, and no applicant column is read. ``relevant_since`` as in
+    :func:`load_dossiers`. Equal to ``IndicatorFacts.of`` of :func:`load_dossiers`' result less the
+    quarantined ones (tested): a night's indicator stage reads a fraction of the bytes.
+    """
+    from tthc.indicators import IndicatorFacts
+
+    t = s.dossiers
+    q = sa.select(
+        *(t.c[c] for c in _FACT_COLUMNS),
+        t.c.supplement_count,
+        sa.type_coerce(t.c.supplements_json, sa.Text()).label("supplements_raw"),
+    ).where(t.c.source_id == source_id, t.c.quality_status != "quarantined")
+    if relevant_since is not None:
+        q = q.where(_relevant_since(relevant_since))
+    out = []
+    with _tx(bind) as conn:
+        for r in conn.execute(q):
+            kw = {c: getattr(r, c) for c in _FACT_COLUMNS}
+            kw["vneid_verified"] = bool(kw["vneid_verified"])
+            if r.supplement_count:
+                kw["supplements"] = tuple(
+                    Supplement(_dt(x.get("requested_at")), _dt(x.get("completed_at")))
+                    for x in json.loads(r.supplements_raw)
+                )
+            out.append(IndicatorFacts(**kw))
     return out
 
 
@@ -900,6 +963,17 @@ def codes_where(bind: Bind, table: sa.Table, source_id: str, column: str, values
     )
     with _tx(bind) as conn:
         return set(conn.execute(q).scalars())
+
+
+def agencies_where(bind: Bind, source_id: str, quality_statuses: Iterable[str]) -> dict[str, str | None]:
+    """Agency code per dossier code of a source's dossiers in the given quality statuses: the
+    publishable set and its agencies in one narrow read (the publish stage's read-back)."""
+    t = s.dossiers
+    q = sa.select(t.c.dossier_code, t.c.agency_code).where(
+        t.c.source_id == source_id, t.c.quality_status.in_(list(quality_statuses))
+    )
+    with _tx(bind) as conn:
+        return dict(conn.execute(q).tuples().all())
 
 
 def held_codes(bind: Bind, source_id: str) -> set[str]:
