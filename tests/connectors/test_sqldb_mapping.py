@@ -126,6 +126,29 @@ def test_mojibake_of_an_nfd_name_gives_the_nfd_name_back():
     assert repair_text(broken) == nfd
 
 
+def test_procedure_names_are_repaired_once_per_name_and_applicant_names_are_not_remembered():
+    """A source repeats a few hundred procedure names over its rows: their repair is remembered.
+    Applicant names are personal data: repaired every time, never kept."""
+    from connectors.sqldb import _repair_repeated
+
+    broken = "Đăng ký khai sinh lần đầu".encode().decode("latin-1")
+    assert repair_text(broken) == "Đăng ký khai sinh lần đầu"  # what the remembered repair must give
+    before = _repair_repeated.cache_info()
+    people = ["Nguyễn Thị Thuý", "Trần Văn Ánh", "Lê Hoàng Yến"]
+    mapped = [
+        to_dossier(
+            row(ma_ho_so=f"H-{i}", ten_tthc=broken, ho_ten_chu_ho_so=p.encode().decode("latin-1")),
+            "s",
+        )
+        for i, p in enumerate(people * 3)
+    ]
+    assert {d.procedure_name for d in mapped} == {"Đăng ký khai sinh lần đầu"}
+    assert [d.applicant_name for d in mapped] == people * 3
+    after = _repair_repeated.cache_info()
+    assert after.currsize - before.currsize <= 1  # one procedure name, no applicant name
+    assert after.hits - before.hits >= 8
+
+
 def test_bad_supplement_count_is_an_issue():
     d = to_dossier(row(so_lan_bo_sung="hai"), "s")
     assert "supplements" in d.raw_issues and len(d.supplements) == 1
