@@ -145,6 +145,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the local PostgreSQL server: every live ``postgres`` process,
+    plus what the postmaster has collected from backends that exited (cutime + cstime). The
+    difference of two readings is the server's CPU in between. None when no server runs here."""
+    total, found = 0.0, False
+    tck = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if comm != "postgres":
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        found = True
+        total += (int(fields[11]) + int(fields[12])) / tck
+        ppid = int(fields[1])
+        if ppid == 1 or not _is_postgres(ppid):  # the postmaster: CPU of its reaped children
+            total += (int(fields[13]) + int(fields[14])) / tck
+    return total if found else None
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.index("(") + 1 : stat.rindex(")")] == "postgres"
+
+
 def peak_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -250,10 +283,13 @@ def run_phase(
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
     sb0 = cpu_seconds(sandbox_pid)
+    pg0 = postgres_cpu_seconds()
     with ctx.Pool(workers, initializer=_worker_init, initargs=(env,)) as pool:
         results = pool.starmap(fn, [(s, run_id, window_end) for s in sources], chunksize=1)
     wall = time.perf_counter() - t0
     sandbox_cpu = cpu_seconds(sandbox_pid) - sb0
+    pg1 = postgres_cpu_seconds()
+    database_cpu = pg1 - pg0 if pg0 is not None and pg1 is not None else None
     stages: dict[str, dict[str, float]] = defaultdict(lambda: {"seconds": 0.0, "records": 0, "changed": 0})
     for r in results:
         for st, v in r["stages"].items():
@@ -269,6 +305,7 @@ def run_phase(
         "worker_peak_mb": max(rss.values()),
         "worker_cpu": sum(r["cpu"] for r in results),
         "sandbox_cpu": sandbox_cpu,
+        "database_cpu": database_cpu,
         "per_source": results,
     }
 
@@ -338,7 +375,9 @@ def advance_until_changed(state: dict[str, Any], start: datetime, share: float) 
 def fmt_phase(name: str, p: dict[str, Any]) -> list[str]:
     lines = [
         f"{name}: wall {p['wall']:.1f} s; worker peak RSS {p['worker_peak_mb']:.0f} MB; CPU: product "
-        f"{p['worker_cpu']:.0f} s, simulators {p['sandbox_cpu']:.0f} s (stage times below include waiting)"
+        f"{p['worker_cpu']:.0f} s, simulators {p['sandbox_cpu']:.0f} s, PostgreSQL "
+        + ("not measured" if p.get("database_cpu") is None else f"{p['database_cpu']:.0f} s")
+        + " (stage times below include waiting)"
     ]
     for st, v in p["stages"].items():
         rate = v["records"] / v["seconds"] if v["seconds"] else 0.0
