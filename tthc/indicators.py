@@ -1,7 +1,9 @@
 """Dossier-level indicators of Decision 766/QĐ-TTg per agency and period (domain.md §7), pure Python.
 
-:func:`compute_indicators` takes canonical dossiers and a period ``[period_start, period_end]`` (both
-inclusive; a ``date`` bound means the whole day) and returns flat rows::
+:func:`compute_indicators` takes canonical dossiers (or their :class:`IndicatorFacts`, the flat columns
+the warehouse holds) and a period ``[period_start, period_end]`` (both inclusive; a ``date`` bound
+means the whole day) and returns flat rows (:func:`compute_indicators_for_periods`: several periods
+in one pass)::
 
     {"scope": "agency" | "total", "scope_code": agency code | None,
      "indicator_id": "2.1_on_time" | "received" | ..., "numerator": int, "denominator": int | None,
@@ -232,13 +234,38 @@ def compute_indicators(
     dossiers: Iterable[Dossier | IndicatorFacts],
     period_start: datetime | date,
     period_end: datetime | date,
-    **kwargs: Any,
+    *,
+    unit: Unit = "date",
+    calendar: WorkingCalendar | None = None,
+    legal_durations: Mapping[str, LegalDuration | float | tuple[float, str]] | None = None,
+    rules: OnTimeRules | None = None,
+    options: IndicatorOptions | None = None,
+    synced_keys: set[str] | frozenset[str] | None = None,
+    verified_keys: set[str] | frozenset[str] | None = None,
+    fee_procedures: set[str] | frozenset[str] | None = None,
+    paper_result_procedures: set[str] | frozenset[str] | None = None,
+    agencies: Iterable[str | None] = (),
 ) -> list[dict[str, Any]]:
     """Indicator rows per agency (and a ``total`` scope) for the period (module docstring).
 
-    Keyword arguments as :func:`compute_indicators_for_periods`.
+    ``legal_durations``: procedure code → legal duration, used for dossiers without ``due_at``.
+    ``agencies``: agency codes that get rows (zeros) even when none of ``dossiers`` is theirs —
+    what a caller that left out dossiers irrelevant to the period passes to keep its rows.
     """
-    return compute_indicators_for_periods(dossiers, {0: (period_start, period_end)}, **kwargs)[0]
+    return compute_indicators_for_periods(
+        dossiers,
+        {0: (period_start, period_end)},
+        unit=unit,
+        calendar=calendar,
+        legal_durations=legal_durations,
+        rules=rules,
+        options=options,
+        synced_keys=synced_keys,
+        verified_keys=verified_keys,
+        fee_procedures=fee_procedures,
+        paper_result_procedures=paper_result_procedures,
+        agencies=agencies,
+    )[0]
 
 
 def compute_indicators_for_periods(
@@ -257,12 +284,9 @@ def compute_indicators_for_periods(
     agencies: Iterable[str | None] = (),
 ) -> dict[Any, list[dict[str, Any]]]:
     """:func:`compute_indicators` for several periods in one pass over ``dossiers``: name →
-    rows, each list equal to what :func:`compute_indicators` returns for that period. A dossier
-    is judged once per distinct period end (periods of a night share their end).
-
-    ``legal_durations``: procedure code → legal duration, used for dossiers without ``due_at``.
-    ``agencies``: agency codes that get rows (zeros) even when none of ``dossiers`` is theirs —
-    what a caller that left out dossiers irrelevant to the period passes to keep its rows.
+    rows, each list equal to what :func:`compute_indicators` returns for that period (same
+    keyword arguments). A dossier is judged once per distinct period end (a night's periods
+    share their end).
     """
     opts = options or IndicatorOptions()
     bounds: dict[Any, tuple[datetime, datetime]] = {}
