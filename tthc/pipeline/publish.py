@@ -435,7 +435,7 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
         pstates = repo.publish_states(conn, sid, pcodes)
         # madonvi of a progress call: the agency the portal holds the dossier under (the last
         # payload it accepted), else the dossier's current agency
-        agencies: dict[str, str | None] = _agencies(conn, sid, pcodes)
+        agencies = repo.agencies_where(conn, sid, codes=pcodes)
         # Confirmed by this run: the current version, so the dossier's current agency. Confirmed
         # by an earlier run: the agency of its stored message (the dossier may have moved since).
         earlier = [c for c in pcodes if c not in confirmed_now]  # none: no query
@@ -546,7 +546,7 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     sid = ctx.source.source_id
     cfg = ctx.settings
     with ctx.engine.begin() as conn:
-        agency_of = repo.agencies_where(conn, sid, PUBLISHABLE)
+        agency_of = repo.agencies_where(conn, sid, quality_statuses=PUBLISHABLE)
         held_back = repo.held_codes(conn, sid)
         publishable = sorted(c for c in agency_of if c not in held_back)
         n = min(cfg.verify_sample, max(cfg.verify_min, math.ceil(cfg.verify_share * len(publishable))))
@@ -702,24 +702,3 @@ def _indicator_rows(
         if scope == "source":
             out["sync_rate"] = round(num / total, 4) if total else None
     return rows
-
-
-def _agencies(conn: Any, sid: str, codes: Iterable[str]) -> dict[str, str | None]:
-    """Agency code per dossier code (by code for a few, one pass over the source for many)."""
-    import sqlalchemy as sa
-
-    from tthc.warehouse import schema
-
-    out: dict[str, str | None] = {}
-    rest = set(codes)
-    if not rest:
-        return out
-    t = schema.dossiers
-    q = sa.select(t.c.dossier_code, t.c.agency_code).where(t.c.source_id == sid)
-    if len(rest) <= 5000:  # a few: by code; many: one pass over the source
-        chunks = sorted(rest)
-        for k in range(0, len(chunks), 500):
-            out.update(dict(conn.execute(q.where(t.c.dossier_code.in_(chunks[k : k + 500]))).all()))
-    else:
-        out.update({c: a for c, a in conn.execute(q).all() if c in rest})
-    return out

@@ -965,15 +965,23 @@ def codes_where(bind: Bind, table: sa.Table, source_id: str, column: str, values
         return set(conn.execute(q).scalars())
 
 
-def agencies_where(bind: Bind, source_id: str, quality_statuses: Iterable[str]) -> dict[str, str | None]:
-    """Agency code per dossier code of a source's dossiers in the given quality statuses: the
-    publishable set and its agencies in one narrow read (the publish stage's read-back)."""
+def agencies_where(
+    bind: Bind,
+    source_id: str,
+    *,
+    codes: Iterable[str] | None = None,
+    quality_statuses: Iterable[str] | None = None,
+) -> dict[str, str | None]:
+    """Agency code per dossier code of a source's dossiers (optionally only the given codes, or
+    those in the given quality statuses): one narrow read, no dossier payloads (the publish
+    stage's read-back takes the publishable set with its agencies, its progress calls the
+    agencies of some codes)."""
     t = s.dossiers
-    q = sa.select(t.c.dossier_code, t.c.agency_code).where(
-        t.c.source_id == source_id, t.c.quality_status.in_(list(quality_statuses))
-    )
+    q = sa.select(t.c.dossier_code, t.c.agency_code).where(t.c.source_id == source_id)
+    if quality_statuses is not None:
+        q = q.where(t.c.quality_status.in_(list(quality_statuses)))
     with _tx(bind) as conn:
-        return dict(conn.execute(q).tuples().all())
+        return {m["dossier_code"]: m["agency_code"] for m in _in_chunks(conn, q, t.c.dossier_code, codes)}
 
 
 def held_codes(bind: Bind, source_id: str) -> set[str]:
