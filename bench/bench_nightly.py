@@ -139,9 +139,21 @@ def stop_sandbox(tmp: Path, env: dict[str, str]) -> None:
     )
 
 
+def _proc_stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """(command name, the fields after it) of /proc/<pid>/stat; None when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 1 :].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    stat = _proc_stat(pid)
+    if stat is None:
+        raise ProcessLookupError(pid)
+    fields = stat[1]
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -152,30 +164,16 @@ def postgres_cpu_seconds() -> float | None:
     total, found = 0.0, False
     tck = os.sysconf("SC_CLK_TCK")
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
+        stat = _proc_stat(d.name) if d.name.isdigit() else None
+        if stat is None or stat[0] != "postgres":
             continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue  # exited while we looked
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if comm != "postgres":
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
+        fields = stat[1]
         found = True
         total += (int(fields[11]) + int(fields[12])) / tck
-        ppid = int(fields[1])
-        if ppid == 1 or not _is_postgres(ppid):  # the postmaster: CPU of its reaped children
+        parent = _proc_stat(fields[1])
+        if parent is None or parent[0] != "postgres":  # the postmaster: CPU of its reaped children
             total += (int(fields[13]) + int(fields[14])) / tck
     return total if found else None
-
-
-def _is_postgres(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.index("(") + 1 : stat.rindex(")")] == "postgres"
 
 
 def peak_mb(pid: int) -> float | None:
