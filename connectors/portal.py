@@ -2,7 +2,9 @@
 mapping of a canonical dossier into the portal's payload.
 
 Session. ``POST /api/auth`` gives a session; an answer with ``error_code`` "-1" means it expired:
-the client authenticates again and repeats that call once.
+the client authenticates again and repeats that call once. Look-ups may run in several threads
+over one client (the publish stage's read-back does): the session is opened and renewed under a
+lock, once, and the HTTP session's connection pool is shared.
 
 Publishing dossiers (``DongBoHoSoMC``, at most 100 per request). Each batch is sent as creates
 (``isUpdating "False"``); records answered "-3" ("Hồ sơ đã tồn tại") are re-sent as updates
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import unicodedata
 from collections import Counter
@@ -197,6 +200,7 @@ class PortalClient:
         self._username = username
         self._password = password
         self._session: str | None = None
+        self._session_lock = threading.Lock()  # look-ups may run in threads over one session
         self.batch_size = batch_size
         self.resolve_ambiguous = resolve_ambiguous
         self.read_back_dossiers = read_back_dossiers
@@ -220,9 +224,15 @@ class PortalClient:
         return session
 
     def _session_token(self) -> str:
-        if self._session is None:
-            self._session = self._login()
-        return self._session
+        with self._session_lock:  # one login, whichever thread needs the session first
+            if self._session is None:
+                self._session = self._login()
+            return self._session
+
+    def _session_expired(self, token: str) -> None:
+        with self._session_lock:  # only once per expired session, not once per thread that met it
+            if self._session == token:
+                self._session = None
 
     def call(
         self, service: str, *, madonvi: str | None = None, idempotent: bool = False, **fields: Any
@@ -230,7 +240,8 @@ class PortalClient:
         """One ``/api/integration`` call; re-authenticates once on "-1". Returns the answer body
         (``error_code`` "0"); any other code raises :class:`PortalError`."""
         for attempt in (1, 2):
-            body: dict[str, Any] = {"session": self._session_token(), "service": service}
+            token = self._session_token()
+            body: dict[str, Any] = {"session": token, "service": service}
             if madonvi is not None:
                 body["madonvi"] = madonvi
             body.update(fields)
@@ -241,7 +252,7 @@ class PortalClient:
             code = str(answer.get("error_code", "")).strip()
             if code == CODE_SESSION_EXPIRED and attempt == 1:
                 log.info("portal session expired; authenticating again and repeating %s once", service)
-                self._session = None
+                self._session_expired(token)
                 continue
             if code != CODE_OK:
                 raise PortalError(

@@ -26,6 +26,10 @@ class Settings:
     lgsp_purpose: str = "Đối soát thông tin người nộp hồ sơ TTHC với CSDLQG về dân cư"
     lookup_cache_ttl_days: int = 30
     portal_batch_size: int = 100
+    #: Portal batches per outbox transaction: progress entries are claimed ("maybe applied") a
+    #: window of batches at a time and outcomes are committed once per window. A worker killed
+    #: mid-send leaves at most one window for the next run to read back; 1 = a claim per batch.
+    portal_claim_batches: int = 10
     portal_failure_report_after: int = 3
     http_timeout_seconds: float = 30.0
     #: Portal read time-out (seconds); None → ``http_timeout_seconds``.
@@ -43,6 +47,8 @@ class Settings:
     verify_sample: int = 2000
     verify_share: float = 0.01
     verify_min: int = 100
+    #: Look-ups of the read-back in flight at once (threads over one portal session).
+    verify_workers: int = 4
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,6 +60,9 @@ class Settings:
             lgsp_officer=_env("TTHC_LGSP_OFFICER", cls.lgsp_officer),
             lookup_cache_ttl_days=int(_env("TTHC_LOOKUP_CACHE_TTL_DAYS", str(cls.lookup_cache_ttl_days))),
             portal_batch_size=min(100, int(_env("TTHC_PORTAL_BATCH_SIZE", str(cls.portal_batch_size)))),
+            portal_claim_batches=max(
+                1, int(_env("TTHC_PORTAL_CLAIM_BATCHES", str(cls.portal_claim_batches)))
+            ),
             http_timeout_seconds=float(_env("TTHC_HTTP_TIMEOUT", str(cls.http_timeout_seconds))),
             portal_failure_report_after=int(
                 _env("TTHC_PORTAL_FAILURE_REPORT_AFTER", str(cls.portal_failure_report_after))
@@ -72,4 +81,5 @@ class Settings:
             verify_sample=max(0, int(_env("TTHC_VERIFY_SAMPLE", str(cls.verify_sample)))),
             verify_share=min(1.0, max(0.0, float(_env("TTHC_VERIFY_SHARE", str(cls.verify_share))))),
             verify_min=max(0, int(_env("TTHC_VERIFY_MIN", str(cls.verify_min)))),
+            verify_workers=max(1, int(_env("TTHC_VERIFY_WORKERS", str(cls.verify_workers)))),
         )

@@ -288,3 +288,25 @@ def test_portal_publish_and_progress_exactly_once_under_lost_commits(portal_sand
     # dossiers are resent after a lost answer; progress is read back first (TraCuuHoSo)
     assert state["requests"].get("TraCuuHoSo", 0) > 0
     assert sum(h["progress_received"] for h in held.values()) == len(entries)
+
+
+def test_portal_lookups_from_threads_share_one_session_and_renew_it_once(tmp_path, world_dossiers):
+    """The read-back runs look-ups in threads over one client: one login for all of them, and
+    when the portal ends the session, one new login (not one per thread that met the "-1")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = SandboxConfig.for_tests(tmp_path, simulators=("portal",))
+    with running_sandbox(cfg) as sb:
+        client = portal_client(sb)
+        payloads = [to_portal_payload(d) for d in world_dossiers[:60]]
+        assert all(r.ok for r in client.publish(payloads))
+        codes = [p["MaHoSo"] for p in payloads]
+        with ThreadPoolExecutor(8) as pool:
+            found = list(pool.map(client.lookup, codes))
+        assert [f["HoSo"] for f in found] == payloads
+        requests.post(f"{sb.urls['portal']}/_sandbox/expire_sessions", timeout=5)
+        with ThreadPoolExecutor(8) as pool:
+            again = list(pool.map(client.lookup, codes))
+        assert again == found
+        state = requests.get(f"{sb.urls['portal']}/_sandbox/state", timeout=5).json()
+    assert client.sessions_opened == 2 == state["sessions_issued"]

@@ -390,8 +390,9 @@ def test_superseded_and_no_longer_publishable_messages_are_dropped(engine):
     assert "B-1" not in portal.records and counts["dossiers_discarded"] == 1
 
 
-def test_verify_writes_the_sync_rate_and_repairs_what_differs(engine):
-    night, portal = Night(engine), FakePortal()
+@pytest.mark.parametrize("workers", [1, 4])  # look-ups one by one, or overlapping: same verdicts
+def test_verify_writes_the_sync_rate_and_repairs_what_differs(engine, workers):
+    night, portal = Night(engine, verify_workers=workers), FakePortal()
     ds = [dossier("A-1"), dossier("B-1"), dossier("C-1", agency=AG2), dossier("Q-1")]
     portal.fail["C-1"] = "retryable"
     night.load(ds, quarantined={"Q-1"})
@@ -505,20 +506,28 @@ def _login(creds: dict[str, str]) -> dict[str, str]:
     return {"login": creds["username"], "password": creds["password"]}
 
 
-def test_verify_stops_asking_a_portal_that_does_not_answer(engine):
+@pytest.mark.parametrize("workers", [1, 4])
+def test_verify_stops_asking_a_portal_that_does_not_answer(engine, workers):
+    """Five failed look-ups in a row: no new one starts (with threads, those already in flight
+    end: at most workers - 1 more)."""
+    import threading
+
     from connectors.http import TransientError
 
     class Down(FakePortal):
+        lock = threading.Lock()
+
         def lookup(self, code):
-            self.calls["lookup"] += 1
+            with self.lock:
+                self.calls["lookup"] += 1
             raise TransientError("service unavailable")
 
-    night, portal = Night(engine), Down()
-    night.load([dossier(f"A-{i}") for i in range(9)])
+    night, portal = Night(engine, verify_workers=workers), Down()
+    night.load([dossier(f"A-{i}") for i in range(30)])
     counts = night.publish(portal)
-    assert counts["published"] == 9  # publishing itself went through
-    assert (counts["verify_checked"], counts["verify_unverified"], counts["mismatches"]) == (0, 9, 0)
-    assert portal.calls["lookup"] == 5
+    assert counts["published"] == 30  # publishing itself went through
+    assert (counts["verify_checked"], counts["verify_unverified"], counts["mismatches"]) == (0, 30, 0)
+    assert 5 <= portal.calls["lookup"] <= 5 + workers - 1
     assert counts["sync_rate"] is None  # unknown, not 0 %: no indicator row is written
     assert repo.load_indicators(engine, indicator_id="1.4_sync_rate") == []
 
@@ -554,29 +563,75 @@ class DyingPortal(FakePortal):
         return out
 
 
-def test_a_run_killed_mid_publish_leaves_only_the_batch_in_flight_unsure(engine):
-    night = Night(engine, portal_batch_size=2)
+@pytest.mark.parametrize(
+    ("window", "unsure"),
+    [
+        (1, {"confirmed": 2, "sent": 2, "pending": 2}),  # a claim per batch: the batch in flight
+        (2, {"sent": 4, "pending": 2}),  # the window in flight: the batch settled with it, too
+        (3, {"sent": 6}),
+    ],
+)
+def test_a_run_killed_mid_publish_leaves_only_the_window_in_flight_unsure(engine, window, unsure):
+    """Progress entries are claimed a window of batches at a time: a worker killed while its
+    second progress request is in flight leaves that window "maybe applied" (its settled batch's
+    outcome is written with the next claim, which never came), nothing else; the resumed run
+    reads back that window only and sends each entry once in all."""
+    night = Night(engine, portal_batch_size=2, portal_claim_batches=window)
     ds = [dossier(f"A-{i}") for i in range(6)]  # 6 dossiers, 6 progress entries: 3 batches of 2 each
     night.load(ds)
     portal = DyingPortal(die_at=2)
     with pytest.raises(SystemExit):
         night.publish(portal)
     by_status = Counter((m["kind"], m["status"]) for m in outbox(engine))
-    # claimed, sent and settled batch by batch: only the batch in flight is "maybe applied"
-    assert by_status == {
-        ("dossier", "confirmed"): 6,
-        ("progress", "confirmed"): 2,
-        ("progress", "sent"): 2,
-        ("progress", "pending"): 2,
-    }
+    assert by_status == {("dossier", "confirmed"): 6, **{("progress", k): v for k, v in unsure.items()}}
     in_flight = sorted(m["dossier_code"] for m in outbox(engine) if m["status"] == "sent")
 
     portal.die_at = 0  # Airflow retries the task: the same run again
     counts = night.publish(portal)
-    assert sorted(portal.check_first_codes) == in_flight  # read back: the batch in flight only
-    assert (counts["progress_found_applied"], counts["progress_sent"]) == (2, 2)
+    assert sorted(portal.check_first_codes) == in_flight  # read back: the window in flight only
+    # the two batches sent before the kill were applied; the third never went out
+    applied_unsettled = 2 if window == 1 else 4  # with window 1, the first batch was settled
+    assert (counts["progress_found_applied"], counts["progress_sent"]) == (applied_unsettled, 2)
     assert all(set(portal.counts(d.dossier_code).values()) == {1} for d in ds)
     assert {m["status"] for m in outbox(engine)} == {"confirmed"}
+
+
+class DyingDossierPortal(FakePortal):
+    """The worker is killed while its ``die_at``-th dossier request is in flight (applied)."""
+
+    def __init__(self, die_at: int) -> None:
+        super().__init__()
+        self.die_at = die_at
+        self.publish_calls = 0
+
+    def publish(self, payloads, *, madonvi=None):
+        self.publish_calls += 1
+        out = super().publish(payloads, madonvi=madonvi)
+        if self.publish_calls == self.die_at:
+            raise SystemExit("worker killed")
+        return out
+
+
+def test_dossier_messages_are_not_claimed_and_a_killed_run_sends_them_again(engine):
+    """Dossier messages are settled a window at a time without a claim: a run killed in the middle
+    leaves the unsettled ones pending (none "maybe applied"); the resumed run sends them again as
+    updates, the portal converges, and every progress entry still shows once."""
+    night = Night(engine, portal_batch_size=2, portal_claim_batches=2)
+    ds = [dossier(f"A-{i}") for i in range(10)]  # 5 dossier batches: windows of 2, 2, 1
+    night.load(ds)
+    portal = DyingDossierPortal(die_at=3)  # the first window settled, the third batch in flight
+    with pytest.raises(SystemExit):
+        night.publish(portal)
+    by_status = Counter((m["kind"], m["status"]) for m in outbox(engine))
+    assert by_status == {("dossier", "confirmed"): 4, ("dossier", "pending"): 6, ("progress", "pending"): 10}
+
+    portal.die_at = 0
+    counts = night.publish(portal)
+    assert counts["dossiers_sent"] == 6 and counts["progress_sent"] == 10
+    assert portal.check_first_codes == []  # nothing was "maybe applied"
+    assert all(set(portal.counts(d.dossier_code).values()) == {1} for d in ds)
+    assert {m["status"] for m in outbox(engine)} == {"confirmed"}
+    assert {m["attempts"] for m in outbox(engine) if m["kind"] == "dossier"} == {0}
 
 
 class AgencyRecordingPortal(FakePortal):

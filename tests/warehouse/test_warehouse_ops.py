@@ -330,6 +330,26 @@ def test_outbox(engine):
     assert len(repo.outbox_pending(engine, limit=1, statuses=["pending", "confirmed"])) == 1
 
 
+def test_outbox_items_take_known_payloads_and_read_the_others(engine):
+    """What the publish stage has just queued is not read back: ``known_payloads`` stands in for
+    those messages' payloads; the others' are read; the rows are otherwise the same."""
+    base = {"source_id": "SRC1", "kind": "dossier", "content_hash": "h"}
+    msgs = [{**base, "dossier_code": c, "payload": {"MaHoSo": c}} for c in ("A", "B", "C")]
+    repo.outbox_put(engine, msgs, now=BASE)
+    plain = repo.outbox_items(engine, "SRC1", statuses=["pending"])
+    key_b = repo.outbox_key("SRC1", "B", "dossier", "h")
+    marker = {"MaHoSo": "B", "from": "memory"}
+    known = repo.outbox_items(engine, "SRC1", statuses=["pending"], known_payloads={key_b: marker})
+    assert {r["dossier_code"]: r["payload"] for r in known} == {
+        "A": {"MaHoSo": "A"},
+        "B": marker,
+        "C": {"MaHoSo": "C"},
+    }
+    assert [{**r, "payload": None} for r in known] == [{**r, "payload": None} for r in plain]
+    everything = {r["outbox_key"]: r["payload"] for r in plain}
+    assert repo.outbox_items(engine, "SRC1", known_payloads=everything) == plain
+
+
 # ---- indicators ---------------------------------------------------------------------------------
 
 

@@ -11,12 +11,14 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
    payload hash)``. Its progress entries (:mod:`tthc.progress`, derived from the dossier's history)
    become ``progress`` messages keyed by the *status change* they report (dossier, version,
    status): deterministic, so a re-run, a retry or a later night queues nothing twice.
-2. **Send** (:func:`send`). Messages go out batch by batch (one portal request each, per agency);
-   each batch is *claimed* first (status ``sent``, one attempt counted, committed), then sent, then
-   settled (its outcome is committed with the next batch's claim: one transaction per batch), so a
-   run that dies mid-request (a killed worker) leaves only the batch in flight marked "maybe
-   applied" and the next run reads back that batch, not all it had to send. After a whole
-   batch failed transiently (the portal is unreachable) the rest waits for the next run.
+2. **Send** (:func:`send`). Messages go out batch by batch (one portal request each, per agency).
+   Progress entries are *claimed* a window of ``portal_claim_batches`` batches at a time (status
+   ``sent``, one attempt counted, committed), then sent, then settled (their outcomes are
+   committed with the next window's claim), so a run that dies mid-request (a killed worker)
+   leaves at most one window marked "maybe applied" and the next run reads back that window, not
+   all it had to send. Dossier messages need no claim (create-or-update converges when sent
+   again); their outcomes are committed once per window. After a whole batch failed transiently
+   (the portal is unreachable) the rest waits for the next run.
    Dossiers go through ``PortalClient.publish`` (create; "-3" → update; after an ambiguous
    failure the client re-sends, which converges). Only the message of the dossier's
    current version is sent; older or no-longer-publishable ones are discarded. Progress entries go
@@ -44,8 +46,9 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
    is indicator 1.4 (``1.4_sync_rate``, period ``run``, scope source and agency): dossiers whose
    current content is verified on the portal / publishable dossiers (a failed look-up does not
    count as verified; with a sample the numerator is scaled to the publishable count; no row
-   when not one look-up succeeded: the rate is unknown, not 0 %). Five failed look-ups in a row
-   stop the verification of that run.
+   when not one look-up succeeded: the rate is unknown, not 0 %). The look-ups run
+   ``TTHC_VERIFY_WORKERS`` (4) at a time over one portal session; five failed in a row stop the
+   verification of that run.
 
 Counts returned (``pipeline_runs``): ``published`` (dossiers whose current content the portal now
 holds, sent or unchanged), ``errors`` (dossiers with a failed or unsure send), the queue / send /
@@ -58,8 +61,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tthc.pipeline.context import StageContext
@@ -120,10 +125,12 @@ class _LazyClient:
     def __init__(self, ctx: StageContext) -> None:
         self._ctx = ctx
         self._client: Any = None
+        self._lock = threading.Lock()  # the read-back's look-up threads share one client
 
     def __getattr__(self, name: str) -> Any:
-        if self._client is None:
-            self._client = make_client(self._ctx)
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self._ctx)
         return getattr(self._client, name)
 
     def close(self) -> None:
@@ -140,8 +147,8 @@ def publish(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
 
     portal: Any = client if client is not None else _LazyClient(ctx)
     try:
-        queued = queue(ctx)
-        sent = send(ctx, portal)
+        queued, fresh = _queue(ctx)
+        sent = send(ctx, portal, known_payloads=fresh)
         checked = verify(ctx, portal)
     finally:
         if client is None:
@@ -168,6 +175,12 @@ def publish(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
 
 def queue(ctx: StageContext) -> dict[str, int]:
     """Put the changed dossiers and their progress entries into the outbox (idempotent)."""
+    return _queue(ctx)[0]
+
+
+def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
+    """:func:`queue`, and the payloads of the messages it added (``{outbox_key: payload}``), so
+    the send step need not read them back."""
     from connectors.portal import to_portal_payload
     from tthc.warehouse import repo
 
@@ -230,12 +243,13 @@ def queue(ctx: StageContext) -> dict[str, int]:
                     if (v := _version_of(histories.get(c, []), h)) is not None
                 },
             )
-    return {
+    counts = {
         "candidates": len(candidates),
         "dossiers_queued": sum(1 for r in rows if r["kind"] == "dossier") + rearmed,
         "progress_queued": n_progress,
         "unchanged_payload": len(unchanged),
     }
+    return counts, {r["outbox_key"]: r["payload"] for r in rows}
 
 
 def _message(
@@ -285,9 +299,8 @@ def _error_text(r: Any) -> str:
 
 def _batches(items: Sequence[dict[str, Any]], size: int, key: Any) -> Iterable[list[dict[str, Any]]]:
     """``items`` grouped by ``key`` (the agency a portal request is made for; order kept), then cut
-    into batches of ``size``: one portal request each. Messages are claimed, sent and settled batch
-    by batch, so a run that dies (a killed worker) leaves at most the batch in flight "maybe
-    applied": the next run reads back that batch only, not every message the dead run had taken."""
+    into batches of ``size``: one portal request each (see :class:`_Ledger` for how batches are
+    claimed and settled)."""
     groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for i in items:
         groups[key(i)].append(i)
@@ -305,38 +318,51 @@ def _stop_reason(results: Sequence[Any]) -> str | None:
 
 
 class _Ledger:
-    """Claims and settlements of the send step, one transaction per batch.
+    """Claims and settlements of the send step: one transaction per *window* of batches.
 
-    A batch is claimed (``outbox_mark(..., "sent")``, committed) before it is sent. Its outcome is
-    written by the transaction that claims the *next* batch, or by :meth:`flush` after the last
-    one: it is still committed before anything else is sent, so a run that dies leaves at most the
-    batch in flight "maybe applied" (see ``_batches``), with one commit per batch instead of two.
+    Progress entries (the portal appends what it receives) are claimed before they are sent: a
+    window of at most ``portal_claim_batches`` batches is marked ``sent`` ("maybe applied", one
+    attempt counted) and committed, then its batches go out one by one. Their outcomes are written
+    by the transaction that claims the *next* window, or by :meth:`flush` after the last one, so a
+    run that dies (a killed worker) leaves at most one window "maybe applied": the next run reads
+    back that window only, not every message the dead run had taken. A larger window means fewer
+    commits and a larger read-back after a crash; 1 is a claim per batch.
+
+    Dossier messages are not claimed: ``DongBoHoSoMC`` creates or updates, so sending the same
+    payload again converges. Their outcomes are written (attempts counted then) every window of
+    batches; a run that dies leaves the unsettled ones ``pending`` and the next run sends them again.
     """
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        # outcomes not written yet: (confirmed keys, [(key, status, error)], published-state rows)
-        self.pending: list[tuple[list[str], list[tuple[str, str, str]], list[dict[str, Any]]]] = []
+        # outcomes not written yet: (confirmed keys, [(key, status, error)], published-state rows,
+        # whether a claim already counted the attempt)
+        self.pending: list[tuple[list[str], list[tuple[str, str, str]], list[dict[str, Any]], bool]] = []
 
     def settle_later(
         self,
         confirmed: list[str],
         others: list[tuple[str, str, str]],
         published: list[dict[str, Any]] | None = None,
+        *,
+        claimed: bool = True,
     ) -> None:
         """A batch's outcome: its confirmed keys, the others' (key, status, error), and for
-        dossiers the ``publish_state`` rows of those the portal took."""
-        self.pending.append((confirmed, others, published or []))
+        dossiers the ``publish_state`` rows of those the portal took; ``claimed=False`` for
+        messages sent without a claim (their attempt is counted now)."""
+        self.pending.append((confirmed, others, published or [], claimed))
 
     def write(self, conn: Any) -> None:
         from tthc.warehouse import repo
 
-        for confirmed, others, published in self.pending:
-            repo.outbox_settle(conn, confirmed, "confirmed")
+        confirmed = [k for batch in self.pending for k in batch[0]]
+        published = [row for batch in self.pending for row in batch[2]]
+        repo.outbox_settle(conn, confirmed, "confirmed")
+        for _, others, _, claimed in self.pending:
             for key, status, error in others:
-                repo.outbox_settle(conn, [key], status, error=error)
-            if published:
-                repo.mark_published(conn, published)
+                repo.outbox_settle(conn, [key], status, error=error, count_attempt=not claimed)
+        if published:
+            repo.mark_published(conn, published)
         self.pending.clear()
 
     def claim(self, keys: Sequence[str]) -> None:
@@ -352,13 +378,16 @@ class _Ledger:
                 self.write(conn)
 
 
-def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
-    """Deliver the open outbox messages of this source (module docstring, step 2)."""
+def send(
+    ctx: StageContext, client: Portal, *, known_payloads: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Deliver the open outbox messages of this source (module docstring, step 2);
+    ``known_payloads``: the payloads :func:`_queue` has just written, not read back."""
     from tthc.warehouse import repo
 
     sid = ctx.source.source_id
     with ctx.engine.begin() as conn:
-        items = repo.outbox_items(conn, sid, statuses=OPEN_STATUSES)
+        items = repo.outbox_items(conn, sid, statuses=OPEN_STATUSES, known_payloads=known_payloads)
         codes = sorted({i["dossier_code"] for i in items})
         dstates = repo.dossier_states(conn, sid, codes)
         held = repo.held_codes(conn, sid)
@@ -387,6 +416,7 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
         repo.outbox_discard(conn, discard)
     counts["dossiers_discarded"] = len(discard)
     batch = max(1, int(ctx.settings.portal_batch_size))
+    window = max(1, int(ctx.settings.portal_claim_batches))  # batches per claim / settlement
     stopped: str | None = None  # why the portal is not asked any more this run (it is unreachable)
     ledger = _Ledger(ctx.engine)
     for chunk in _batches(to_send, batch, lambda i: i["payload"].get("DonViXuLy")):
@@ -395,8 +425,7 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
                 failures.setdefault(i["dossier_code"], stopped)
             counts["dossiers_retryable"] += len(chunk)
             continue
-        ledger.claim([i["outbox_key"] for i in chunk])  # claimed (and the last batch settled) first
-        results = client.publish([i["payload"] for i in chunk])
+        results = client.publish([i["payload"] for i in chunk])  # not claimed: see _Ledger
         stopped = _stop_reason(results)
         confirmed, not_applied, unsure = [], [], []
         for i, r in zip(chunk, results, strict=True):
@@ -420,13 +449,15 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
             for i in confirmed
         ]
 
-        ledger.settle_later([i["outbox_key"] for i in confirmed], settled, published)
+        ledger.settle_later([i["outbox_key"] for i in confirmed], settled, published, claimed=False)
+        if len(ledger.pending) >= window:
+            ledger.flush()
         confirmed_now.update(i["dossier_code"] for i in confirmed)
         counts["dossiers_sent"] += len(confirmed)
         counts["dossiers_retryable"] += len(not_applied)
         counts["dossiers_unsure"] += len(unsure)
 
-    ledger.flush()  # the last dossier batch: settled before the portal's state is read below
+    ledger.flush()  # the last dossier batches: settled before the portal's state is read below
 
     # -- progress: once the portal holds the version, in version order ----------------------------
     progress = [i for i in items if i["kind"] == "progress"]
@@ -460,41 +491,54 @@ def send(ctx: StageContext, client: Portal) -> dict[str, Any]:
     by_agency: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for i in eligible:
         by_agency[str(agencies[i["dossier_code"]])].append(i)
+    plan: list[tuple[str, bool, list[dict[str, Any]]]] = []  # (madonvi, check_first, batch)
     for agency, group in by_agency.items():
         for check_first in (True, False):
             part = [i for i in group if ((i["outbox_key"] in unknown) or check_all) == check_first]
-            stopped = None  # as the client's own bookkeeping: per agency (and read-back mode)
-            for chunk in _batches(part, batch, lambda i: None):
-                if stopped is not None:  # not sent, not claimed: a status "sent" stays unsure
-                    for i in chunk:
-                        failures.setdefault(i["dossier_code"], stopped)
-                        counts["progress_unsure" if i["outbox_key"] in unknown else "progress_retryable"] += 1
+            plan.extend((agency, check_first, chunk) for chunk in _batches(part, batch, lambda i: None))
+    # as the client's own bookkeeping, a portal found unreachable stops one agency and read-back mode
+    stopped_for: dict[tuple[str, bool], str] = {}
+    for w in range(0, len(plan), window):
+        batches = plan[w : w + window]
+        live = [chunk for agency, cf, chunk in batches if (agency, cf) not in stopped_for]
+        if live:  # claimed (and the last window settled) before any of it is sent
+            ledger.claim([i["outbox_key"] for chunk in live for i in chunk])
+        claimed = {id(chunk) for chunk in live}
+        for agency, check_first, chunk in batches:
+            stop = stopped_for.get((agency, check_first))
+            if stop is not None:  # not sent: certainly not applied, but a status "sent" stays unsure
+                for i in chunk:
+                    failures.setdefault(i["dossier_code"], stop)
+                    counts["progress_unsure" if i["outbox_key"] in unknown else "progress_retryable"] += 1
+                if id(chunk) in claimed:  # claimed with its window: take the claim back
+                    back = [(i["outbox_key"], "failed", stop) for i in chunk]
+                    ledger.settle_later([], [b for b in back if b[0] not in unknown])
+                continue
+            results = client.push_progress(
+                [i["payload"] for i in chunk], madonvi=agency, check_first=check_first
+            )
+            if (reason := _stop_reason(results)) is not None:
+                stopped_for[(agency, check_first)] = reason
+            confirmed_keys: list[str] = []
+            failed_keys: dict[str, str] = {}
+            for i, r in zip(chunk, results, strict=True):
+                code = i["dossier_code"]
+                if r.ok:
+                    confirmed_keys.append(i["outbox_key"])
+                    succeeded.add(code)
+                    counts["progress_found_applied" if r.action == "verified" else "progress_sent"] += 1
                     continue
-                ledger.claim([i["outbox_key"] for i in chunk])
-                results = client.push_progress(
-                    [i["payload"] for i in chunk], madonvi=agency, check_first=check_first
-                )
-                stopped = _stop_reason(results)
-                confirmed_keys: list[str] = []
-                failed_keys: dict[str, str] = {}
-                for i, r in zip(chunk, results, strict=True):
-                    code = i["dossier_code"]
-                    if r.ok:
-                        confirmed_keys.append(i["outbox_key"])
-                        succeeded.add(code)
-                        counts["progress_found_applied" if r.action == "verified" else "progress_sent"] += 1
-                        continue
-                    failures.setdefault(code, _error_text(r))
-                    if _certainly_not_applied(r) and i["outbox_key"] not in unknown:
-                        failed_keys[i["outbox_key"]] = _error_text(r)
-                        counts["progress_retryable"] += 1
-                    else:
-                        counts["progress_unsure"] += 1  # maybe applied: read back before resending
-                ledger.settle_later(  # written with the next claim: see _Ledger
-                    confirmed_keys, [(key, "failed", err) for key, err in failed_keys.items()]
-                )
+                failures.setdefault(code, _error_text(r))
+                if _certainly_not_applied(r) and i["outbox_key"] not in unknown:
+                    failed_keys[i["outbox_key"]] = _error_text(r)
+                    counts["progress_retryable"] += 1
+                else:
+                    counts["progress_unsure"] += 1  # maybe applied: read back before resending
+            ledger.settle_later(  # written with the next window's claim: see _Ledger
+                confirmed_keys, [(key, "failed", err) for key, err in failed_keys.items()]
+            )
     with ctx.engine.begin() as conn:
-        ledger.write(conn)  # the last progress batch's outcome
+        ledger.write(conn)  # the last progress window's outcome
         if failures:
             repo.mark_publish_failed(
                 conn, [{"source_id": sid, "dossier_code": c, "error": e} for c, e in sorted(failures.items())]
@@ -532,6 +576,55 @@ def _sample(codes: Sequence[str], n: int, salt: str) -> list[str]:
     return sorted(sorted(codes, key=rank)[:n])
 
 
+@dataclass
+class _Answers:
+    """What the read-back's look-ups found: ``{code: TraCuuHoSo data or None (not held)}`` for
+    those answered; ``stopped_after``: failures in a row that made it stop asking (0: it did not)."""
+
+    found: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    stopped_after: int = 0
+
+
+def _look_up(portal: Any, codes: Sequence[str], workers: int) -> _Answers:
+    """``TraCuuHoSo`` for each of ``codes``, ``workers`` at a time (the portal has no bulk read:
+    each is a round trip, so they overlap). A failed look-up leaves its code out; after
+    :data:`MAX_LOOKUP_FAILURES_IN_A_ROW` failures in a row (as they complete) the portal is taken
+    for down and no new look-up starts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connectors.http import ConnectorError
+
+    out = _Answers()
+    lock = threading.Lock()
+    in_a_row = 0
+
+    def one(code: str) -> None:
+        nonlocal in_a_row
+        if out.stopped_after:
+            return
+        try:
+            found = portal.lookup(code)
+        except ConnectorError as exc:
+            log.info("verify: look-up failed (%s)", type(exc).__name__)
+            with lock:
+                in_a_row += 1
+                if in_a_row >= MAX_LOOKUP_FAILURES_IN_A_ROW and not out.stopped_after:
+                    out.stopped_after = in_a_row
+            return
+        with lock:
+            in_a_row = 0
+            out.found[code] = found
+
+    if workers <= 1 or len(codes) <= 1:
+        for code in codes:
+            one(code)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+            for _ in pool.map(one, codes):
+                pass
+    return out
+
+
 def _same(held: Any, sent: Mapping[str, Any] | None) -> bool:
     return isinstance(held, Mapping) and sent is not None and identity(held) == identity(sent)
 
@@ -539,7 +632,6 @@ def _same(held: Any, sent: Mapping[str, Any] | None) -> bool:
 def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     """Read back publishable dossiers from the portal and compare them with what was published;
     write indicator 1.4 and return the counts (module docstring, step 3)."""
-    from connectors.http import ConnectorError
     from connectors.portal import to_portal_payload
     from tthc.warehouse import repo
 
@@ -584,58 +676,51 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     in_sync: set[str] = set()
     reset: dict[str, bool] = {}  # code → the portal does not hold it at all
     rearm: list[str] = []
+    published = [c for c in chosen if (pstates.get(c) or {}).get("published_hash") is not None]
     try:
-        failed_in_a_row = 0
-        for n_done, code in enumerate(chosen):
-            if failed_in_a_row >= MAX_LOOKUP_FAILURES_IN_A_ROW:  # the portal is down: stop asking
-                out["verify_unverified"] += len(chosen) - n_done
-                log.warning(
-                    "verify %s: %d look-ups failed in a row; the rest is left unverified",
-                    sid,
-                    failed_in_a_row,
-                )
-                break
-            st = pstates.get(code)
-            if st is None or st["published_hash"] is None:
-                out["verify_not_published"] += 1
-                continue
-            current = st["published_hash"] == dstates[code].content_hash
-            expected = last_payload.get(code)
-            if expected is None and current:
-                expected = to_portal_payload(dossiers[code])  # published before messages were kept
-            try:
-                found = portal.lookup(code)
-            except ConnectorError as exc:
-                out["verify_unverified"] += 1
-                failed_in_a_row += 1
-                log.info("verify %s: look-up failed (%s)", sid, type(exc).__name__)
-                continue
-            failed_in_a_row = 0
-            out["verify_checked"] += 1
-            if found is None:
-                out["mismatches"] += 1
-                out["verify_missing"] += 1
-                reset[code] = True
-                rearm.extend(m["outbox_key"] for m in entries.get(code, []))
-                continue
-            if expected is None:
-                out["verify_unverified"] += 1
-            elif not _same(found.get("HoSo"), expected):
-                out["mismatches"] += 1
-                reset[code] = False
-            elif current:
-                in_sync.add(code)
-            shown = Counter(identity(e) for e in found.get("TienDo") or [] if isinstance(e, Mapping))
-            for m in entries.get(code, []):
-                k = shown[identity(m["payload"])]
-                if k == 0:
-                    out["progress_missing"] += 1
-                    rearm.append(m["outbox_key"])
-                elif k > 1:
-                    out["progress_duplicates"] += 1
+        answers = _look_up(portal, published, cfg.verify_workers)
     finally:
         if own:
             portal.close()
+    if answers.stopped_after:
+        log.warning(
+            "verify %s: %d look-ups failed in a row; the rest is left unverified", sid, answers.stopped_after
+        )
+    for code in chosen:
+        st = pstates.get(code)
+        if st is None or st["published_hash"] is None:
+            out["verify_not_published"] += 1
+            continue
+        current = st["published_hash"] == dstates[code].content_hash
+        expected = last_payload.get(code)
+        if expected is None and current:
+            expected = to_portal_payload(dossiers[code])  # published before messages were kept
+        if code not in answers.found:  # the look-up failed, or was not made (the portal is down)
+            out["verify_unverified"] += 1
+            continue
+        found = answers.found[code]
+        out["verify_checked"] += 1
+        if found is None:
+            out["mismatches"] += 1
+            out["verify_missing"] += 1
+            reset[code] = True
+            rearm.extend(m["outbox_key"] for m in entries.get(code, []))
+            continue
+        if expected is None:
+            out["verify_unverified"] += 1
+        elif not _same(found.get("HoSo"), expected):
+            out["mismatches"] += 1
+            reset[code] = False
+        elif current:
+            in_sync.add(code)
+        shown = Counter(identity(e) for e in found.get("TienDo") or [] if isinstance(e, Mapping))
+        for m in entries.get(code, []):
+            k = shown[identity(m["payload"])]
+            if k == 0:
+                out["progress_missing"] += 1
+                rearm.append(m["outbox_key"])
+            elif k > 1:
+                out["progress_duplicates"] += 1
 
     out["verify_in_sync"] = len(in_sync)
     with ctx.engine.begin() as conn:

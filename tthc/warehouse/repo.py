@@ -80,7 +80,7 @@ Publishing
     ``outbox_mark(bind, keys, status, *, error=None, now=None) -> int``
     Helpers of the publish stage (tthc.pipeline.publish): ``load_histories(bind, source_id,
     codes=None) -> dict[code, list[dict]]``, ``outbox_items(bind, source_id, *, codes, kinds,
-    statuses)``, ``outbox_settle(bind, keys, status, *, error=None)`` (no attempt counted),
+    statuses, known_payloads)``, ``outbox_settle(bind, keys, status, *, error=None, count_attempt=False)``,
     ``outbox_requeue(bind, {key: dossier_version})`` (re-arm confirmed messages),
     ``outbox_discard(bind, keys)``, ``set_published_versions(bind, source_id, {code: (version,
     payload_hash)})``, ``clear_publish_failures(bind, source_id, codes)``,
@@ -1384,16 +1384,30 @@ def outbox_items(
     codes: Iterable[str] | None = None,
     kinds: Iterable[str] | None = None,
     statuses: Iterable[str] | None = None,
+    known_payloads: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Outbox messages of a source (optionally of some dossiers, kinds, statuses), oldest first."""
+    """Outbox messages of a source (optionally of some dossiers, kinds, statuses), oldest first.
+
+    ``known_payloads`` (``{outbox_key: payload}``, e.g. what the caller has just queued, which
+    :func:`outbox_put` never overwrites) saves reading and decoding those payloads again: only
+    the other messages' payloads are read."""
     o = s.publish_outbox
-    q = sa.select(o).where(o.c.source_id == source_id)
+    cols = [c for c in o.c if known_payloads is None or c.name != "payload"]
+    q = sa.select(*cols).where(o.c.source_id == source_id)
     if kinds is not None:
         q = q.where(o.c.kind.in_(list(kinds)))
     if statuses is not None:
         q = q.where(o.c.status.in_(list(statuses)))
     with _tx(bind) as conn:
         rows = [dict(m) for m in _in_chunks(conn, q, o.c.dossier_code, codes)]
+        if known_payloads is not None:
+            missing = [r["outbox_key"] for r in rows if r["outbox_key"] not in known_payloads]
+            pq = sa.select(o.c.outbox_key, o.c.payload)
+            read = {m["outbox_key"]: m["payload"] for m in _in_chunks(conn, pq, o.c.outbox_key, missing)}
+            for r in rows:
+                key = r["outbox_key"]
+                r["payload"] = known_payloads[key] if key in known_payloads else read.get(key)
+            rows = [r for r in rows if r["payload"] is not None]  # deleted between the two reads
     rows.sort(key=lambda r: (r["created_at"], r["outbox_key"]))
     return rows
 
@@ -1414,14 +1428,18 @@ def outbox_settle(
     *,
     error: str | None = None,
     now: datetime | None = None,
+    count_attempt: bool = False,
 ) -> int:
     """Set the status of messages *without* counting a delivery attempt (the attempt was counted
-    when they were claimed with ``outbox_mark(..., "sent")``); ``error`` (scrubbed) is kept for
-    'failed' and 'sent', cleared for 'confirmed'."""
+    when they were claimed with ``outbox_mark(..., "sent")``; ``count_attempt=True`` for messages
+    sent without a claim); ``error`` (scrubbed) is kept for 'failed' and 'sent', cleared for
+    'confirmed'."""
     _check(status, s.OUTBOX_STATUSES, "outbox status")
     now = now or vn_now()
     o = s.publish_outbox
     values: dict[str, Any] = {"status": status, "updated_at": now}
+    if count_attempt:
+        values["attempts"] = o.c.attempts + 1
     if status == "confirmed":
         values["last_error"] = None
     elif error is not None:
