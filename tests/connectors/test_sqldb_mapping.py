@@ -149,6 +149,16 @@ def test_procedure_names_are_repaired_once_per_name_and_applicant_names_are_not_
     assert after.hits - before.hits >= 8
 
 
+def test_fetched_rows_are_mapped_without_a_second_repair():
+    """``to_dossier_fetched`` maps rows SqlDbClient.fetch has repaired: it leaves their text as it
+    is (the repair is the fetch's, with the source's legacy encodings) and otherwise maps alike."""
+    from connectors.sqldb import to_dossier_fetched
+
+    broken = "Nguyá»…n Thá»‹ Thuá»·"
+    assert to_dossier_fetched(row(ho_ten_chu_ho_so=broken), "s").applicant_name == broken
+    assert to_dossier_fetched(row(), "s") == to_dossier(row(), "s")
+
+
 def test_bad_supplement_count_is_an_issue():
     d = to_dossier(row(so_lan_bo_sung="hai"), "s")
     assert "supplements" in d.raw_issues and len(d.supplements) == 1

@@ -57,7 +57,9 @@ def _module(dialect: str):
 def mapper_for(src: SourceConfig) -> tuple[Callable[[dict], Dossier], Callable[[dict], str | None]]:
     m = _module(src.dialect)
     sid = src.source_id
-    return (lambda r: m.to_dossier(r, sid)), m.code_of
+    # the SQL reader repairs text as it fetches: its rows (and their raw copies) need no second pass
+    mapper = m.to_dossier_fetched if src.dialect == "sqldb" else m.to_dossier
+    return (lambda r: mapper(r, sid)), m.code_of
 
 
 def open_source(
