@@ -23,7 +23,7 @@ def validate(ctx: StageContext) -> dict[str, Any]:
     to_dossier, _ = mapper_for(src)
     with ctx.engine.begin() as conn:
         raw = _raw_of_run(conn, src.source_id, ctx.run_id)
-    dossiers = _current(ctx, [to_dossier(r) for r in raw])
+    dossiers, hashes = _current(ctx, [to_dossier(r) for r in raw])
     batch_rows = _batch_rules(ctx)
     if not dossiers:
         with ctx.engine.begin() as conn:
@@ -42,7 +42,6 @@ def validate(ctx: StageContext) -> dict[str, Any]:
     statuses = {
         c: ("quarantined" if c in quarantined else "warning" if c in warned else "valid") for c in codes
     }
-    hashes = {d.dossier_code: d.content_hash() for d in dossiers if d.dossier_code}
     with ctx.engine.begin() as conn:
         repo.save_validation(
             conn, ctx.run_id, src.source_id, outcome.suite_name, outcome.rule_stats, outcome.record_issues
@@ -109,9 +108,10 @@ def _raw_of_run(conn, source_id: str, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(p) for (p,) in conn.execute(q)]
 
 
-def _current(ctx: StageContext, dossiers: list) -> list:
+def _current(ctx: StageContext, dossiers: list) -> tuple[list, dict[str, str]]:
     """Drop raw records that lost to a newer stored version (stale): their verdict would be
-    pinned on a version they are not. Records sharing a code are all kept (duplicate_code)."""
+    pinned on a version they are not. Records sharing a code are all kept (duplicate_code).
+    Also returns the content hash per code of the kept ones (each dossier hashed once)."""
     from collections import Counter
 
     from tthc.warehouse import repo
@@ -119,9 +119,12 @@ def _current(ctx: StageContext, dossiers: list) -> list:
     per_code = Counter(d.dossier_code for d in dossiers)
     with ctx.engine.begin() as conn:
         stored = repo.dossier_states(conn, ctx.source.source_id, list(per_code))
-    out = []
+    out, hashes = [], {}
     for d in dossiers:
+        h = d.content_hash()
         st = stored.get(d.dossier_code)
-        if st is None or per_code[d.dossier_code] > 1 or st.content_hash == d.content_hash():
+        if st is None or per_code[d.dossier_code] > 1 or st.content_hash == h:
             out.append(d)
-    return out
+            if d.dossier_code:
+                hashes[d.dossier_code] = h
+    return out, hashes
