@@ -96,6 +96,7 @@ Indicators
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -620,13 +621,22 @@ def load_indicator_facts(bind: Bind, source_id: str, *, relevant_since: datetime
     )
     if relevant_since is not None:
         q = q.where(_relevant_since(relevant_since))
+    # built by position (a night reads every dossier of the period): the columns are the fields
+    names = tuple(f.name for f in dataclasses.fields(IndicatorFacts))
+    if names != (*_FACT_COLUMNS, "supplements"):  # pragma: no cover - a programming error
+        raise AssertionError("_FACT_COLUMNS must list IndicatorFacts' fields in order")
+    verified = _FACT_COLUMNS.index("vneid_verified")
     out = []
     with _tx(bind) as conn:
-        for r in conn.execute(q):
-            kw = {c: getattr(r, c) for c in _FACT_COLUMNS}
-            kw["vneid_verified"] = bool(kw["vneid_verified"])
-            kw["supplements"] = tuple(_supplements(r.supplements_json))  # "[]" is not decoded
-            out.append(IndicatorFacts(**kw))
+        for r in conn.execute(q).tuples():
+            out.append(
+                IndicatorFacts(
+                    *r[:verified],
+                    bool(r[verified]),
+                    *r[verified + 1 : -1],
+                    tuple(_supplements(r[-1])),  # "[]" is not decoded (the column type)
+                )
+            )
     return out
 
 
