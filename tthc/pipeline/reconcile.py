@@ -43,13 +43,14 @@ def usable_id(d: Dossier) -> bool:
 
 
 def reconcile(ctx: StageContext) -> dict[str, Any]:
-    from tthc.warehouse import repo
+    from tthc.warehouse import repo, schema
 
     sid = ctx.source.source_id
     with ctx.engine.begin() as conn:
         changed = {d.dossier_code: d for d in repo.changed_since(conn, sid, ctx.run_id)}
-        matches = repo.load_matches(conn, sid)
-        retry = [c for c, m in matches.items() if m["match_class"] == "lookup_failed" and c not in changed]
+        # earlier failed look-ups are asked again: their codes only, not every match of the source
+        failed_before = repo.codes_where(conn, schema.citizen_matches, sid, "match_class", ["lookup_failed"])
+        retry = sorted(c for c in failed_before if c not in changed)
         if retry:
             changed.update({d.dossier_code: d for d in repo.load_dossiers(conn, sid, retry)})
         states = repo.dossier_states(conn, sid, list(changed))
