@@ -93,7 +93,16 @@ class Portal(Protocol):
 
 def payload_hash(payload: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a portal payload (what "same content" means on the portal)."""
-    return hashlib.sha256(identity(payload).encode("utf-8")).hexdigest()
+    return _canonical(payload)[1]
+
+
+def _canonical(payload: Mapping[str, Any]) -> tuple[Any, str]:
+    """The canonical JSON text of a payload, ready to be stored as is (``RawJSON``: not encoded a
+    second time by the outbox's column type), and its SHA-256."""
+    from tthc.warehouse.schema import RawJSON
+
+    text = identity(payload)
+    return RawJSON(text), hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def make_client(ctx: StageContext) -> Any:
@@ -195,7 +204,8 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
         histories = repo.load_histories(conn, sid, wanted)
         existing = repo.outbox_keys(conn, sid, wanted)
 
-        rows: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []  # new messages, payloads as stored (canonical JSON text)
+        fresh: dict[str, Any] = {}  # their payloads as objects, for the send step
         requeue: dict[str, int] = {}
         unchanged: dict[str, tuple[int, str]] = {}
         for d in candidates:
@@ -203,7 +213,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
             assert code is not None
             version = dstates[code].version
             payload = to_portal_payload(d)
-            ph = payload_hash(payload)
+            text, ph = _canonical(payload)
             st = pstates.get(code)
             if st is not None and st["published_hash"] is not None and st["payload_hash"] == ph:
                 unchanged[code] = (version, ph)  # the portal holds this very payload already
@@ -213,14 +223,17 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
                 requeue[key] = version  # same payload as an earlier message: send that one again
             else:
                 existing.add(key)
-                rows.append(_message(sid, code, "dossier", ph, payload, version, key))
+                rows.append(_message(sid, code, "dossier", ph, text, version, key))
+                fresh[key] = payload
         n_progress = 0
         for code in wanted:
             for e in progress_entries(code, histories.get(code, [])):
                 key = repo.outbox_key(sid, code, "progress", e.event)
                 if key not in existing:
                     existing.add(key)
-                    rows.append(_message(sid, code, "progress", e.content_hash, e.entry, e.version, key))
+                    text, h = _canonical(e.entry)  # = e.content_hash, one encoding for both
+                    rows.append(_message(sid, code, "progress", h, text, e.version, key))
+                    fresh[key] = e.entry
                     n_progress += 1
         repo.outbox_put(conn, rows)
         rearmed = repo.outbox_requeue(conn, requeue)
@@ -249,7 +262,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
         "progress_queued": n_progress,
         "unchanged_payload": len(unchanged),
     }
-    return counts, {r["outbox_key"]: r["payload"] for r in rows}
+    return counts, fresh
 
 
 def _message(
