@@ -136,6 +136,14 @@ def copy_upsert(
     return int(n)
 
 
+def note_changed(table: str, n_rows: int) -> None:
+    """Count rows a stage changed in bulk by other means than :func:`copy_upsert` (an ``UPDATE``
+    of many rows' status) towards the table's next :func:`analyze_loaded`: the planner's idea of
+    a status column's values is as stale after such an update as its row count after a load."""
+    if n_rows > 0:
+        _loaded[table] += int(n_rows)
+
+
 def analyze_loaded(engine: sa.Engine, *, lock_timeout_ms: int = 5000) -> list[str]:
     """``ANALYZE`` the tables this process bulk-loaded at least :data:`ANALYZE_MIN_ROWS` rows into
     since it last analysed them; returns their names.

@@ -881,6 +881,9 @@ def set_quality_status(bind: Bind, source_id: str, statuses: Mapping[str, str]) 
                 n += conn.execute(
                     sa.update(t).where(t.c.source_id == source_id, member).values(quality_status=st)
                 ).rowcount
+    # a first night moves every dossier from 'pending': without fresh statistics PostgreSQL takes
+    # the publish stage's "validated and not yet published" for a handful of rows (nested loops)
+    bulk.note_changed(t.name, n)
     return n
 
 
@@ -1362,6 +1365,7 @@ def outbox_mark(
     with _tx(bind) as conn:
         for member in _members(conn, o.c.outbox_key, keys):
             n += conn.execute(sa.update(o).where(member).values(**values)).rowcount
+    bulk.note_changed(o.name, n)  # statuses move in bulk: see set_quality_status
     return n
 
 
@@ -1458,6 +1462,7 @@ def outbox_settle(
     with _tx(bind) as conn:
         for member in _members(conn, o.c.outbox_key, keys):
             n += conn.execute(sa.update(o).where(member).values(**values)).rowcount
+    bulk.note_changed(o.name, n)  # statuses move in bulk: see set_quality_status
     return n
 
 
