@@ -1361,11 +1361,18 @@ def outbox_mark(
         values["attempts"] = o.c.attempts + 1
     if status == "failed":
         values["last_error"] = _clean_text(error)
+    return _outbox_set(bind, keys, values)
+
+
+def _outbox_set(bind: Bind, keys: Iterable[str], values: Mapping[str, Any]) -> int:
+    """``UPDATE publish_outbox SET values`` for ``keys`` (chunked); the rows count towards the
+    table's next ANALYZE (statuses move in bulk: see :func:`set_quality_status`)."""
+    o = s.publish_outbox
     n = 0
     with _tx(bind) as conn:
         for member in _members(conn, o.c.outbox_key, keys):
             n += conn.execute(sa.update(o).where(member).values(**values)).rowcount
-    bulk.note_changed(o.name, n)  # statuses move in bulk: see set_quality_status
+    bulk.note_changed(o.name, n)
     return n
 
 
@@ -1458,12 +1465,7 @@ def outbox_settle(
         values["last_error"] = None
     elif error is not None:
         values["last_error"] = _clean_text(error)
-    n = 0
-    with _tx(bind) as conn:
-        for member in _members(conn, o.c.outbox_key, keys):
-            n += conn.execute(sa.update(o).where(member).values(**values)).rowcount
-    bulk.note_changed(o.name, n)  # statuses move in bulk: see set_quality_status
-    return n
+    return _outbox_set(bind, keys, values)
 
 
 def outbox_requeue(bind: Bind, versions: Mapping[str, int | None], *, now: datetime | None = None) -> int:
