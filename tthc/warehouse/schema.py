@@ -144,6 +144,9 @@ raw_records = sa.Table(
     sa.Column("record_hash", HASH, nullable=False),
     sa.Column("payload", sa.Text(), nullable=False),  # the record exactly as pulled, canonical JSON
     sa.Column("pulled_at", sa.DateTime(), nullable=False),
+    # 0009: what the extract's mapping gave (Dossier.content_hash(), updated_at); NULL: map again
+    sa.Column("mapped_hash", HASH),
+    sa.Column("mapped_updated_at", sa.DateTime()),
     sa.UniqueConstraint("source_id", "record_hash", name="uq_raw_records_record_hash"),
 )
 sa.Index(None, raw_records.c.source_id, raw_records.c.dossier_code)
