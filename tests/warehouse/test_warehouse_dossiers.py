@@ -228,7 +228,7 @@ def test_fast_serialisation_matches_the_model():
             status=None,
         ),
     ]
-    for d, (payload, blob, h) in zip(samples, repo._payloads(samples), strict=True):
+    for d, (payload, blob, h) in zip(samples, repo.prepare_dossiers(samples), strict=True):
         assert payload == d.to_dict()
         assert h == d.content_hash()
         assert hashlib.sha256(blob.encode()).hexdigest() == h

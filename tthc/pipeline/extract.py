@@ -4,13 +4,19 @@ The window is ``[watermark - look-back, window_end)``, with ``window_end`` froze
 so records changing while we page fall into the next run's window, never between two pages. The
 raw records, the canonical upsert and the new watermark are committed in ONE transaction: if
 anything fails, the watermark has not moved and the next run reads the same window again.
+
+Each raw record is stored with what its mapping gave (content hash and ``updated_at`` of the
+dossier), so validation can take a record that maps to the stored current version from
+``dossiers`` instead of mapping it again (:func:`mapping_pins`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from tthc.model import DATETIME_FIELDS, Dossier
 from tthc.pipeline.context import StageContext
 from tthc.pipeline.sources import open_source
 
@@ -34,10 +40,14 @@ def extract(ctx: StageContext) -> dict[str, Any]:
     reader = open_source(src, timeout=ctx.settings.http_timeout_seconds, engine=ctx.engine, run_id=ctx.run_id)
     raw = reader.fetch(start, ctx.window_end)
     dossiers = [reader.to_dossier(r) for r in raw]
+    prepared = repo.prepare_dossiers(dossiers)  # each dossier serialised and hashed once
+    pins = mapping_pins(raw, dossiers, [h for _, _, h in prepared], reader.code_of)
     latest = _latest_per_key(dossiers)
     with ctx.engine.begin() as conn:
-        stored = repo.record_raw(conn, src.source_id, ctx.run_id, raw, code_of=reader.code_of)
-        res = repo.upsert_dossiers(conn, latest, ctx.run_id)
+        stored = repo.record_raw(conn, src.source_id, ctx.run_id, raw, code_of=reader.code_of, mapped=pins)
+        res = repo.upsert_dossiers(
+            conn, [dossiers[i] for i in latest], ctx.run_id, prepared=[prepared[i] for i in latest]
+        )
         if reader.on_commit is not None:
             reader.on_commit(conn, ctx.run_id)
         if watermark is None or ctx.window_end > watermark:  # never moves backwards (backfills)
@@ -55,13 +65,51 @@ def extract(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def _latest_per_key(dossiers: list) -> list:
-    """One dossier per key for the canonical table (validation still sees every raw record)."""
-    best: dict[str, Any] = {}
-    for d in dossiers:
-        cur = best.get(d.key)
+def _latest_per_key(dossiers: list) -> list[int]:
+    """Positions of one dossier per key for the canonical table (validation still sees every raw
+    record)."""
+    best: dict[str, int] = {}
+    for i, d in enumerate(dossiers):
+        j = best.get(d.key)
+        cur = None if j is None else dossiers[j]
         if cur is None or (d.updated_at or d.received_at or _MIN) >= (
             cur.updated_at or cur.received_at or _MIN
         ):
-            best[d.key] = d
+            best[d.key] = i
     return list(best.values())
+
+
+def mapping_pins(
+    raw: Sequence[Mapping[str, Any]],
+    dossiers: Sequence[Dossier],
+    hashes: Sequence[str],
+    code_of: Callable[[Mapping[str, Any]], Any],
+) -> list[tuple[str | None, datetime | None]]:
+    """Per raw record, ``(content hash, updated_at)`` of the dossier it maps to when that pins the
+    dossier exactly, else ``(None, None)`` (validation then maps the record again).
+
+    A stored dossier with the same content hash equals the mapping except, possibly, in what the
+    hash does not see: ``updated_at`` (kept here) and sub-second parts of timestamps (the hash
+    text has whole seconds), so a dossier with a sub-second timestamp is not pinned. Nor is one
+    whose code differs from the code the raw record is stored under (validation finds the stored
+    dossier by that code).
+    """
+    out: list[tuple[str | None, datetime | None]] = []
+    for rec, d, h in zip(raw, dossiers, hashes, strict=True):
+        try:
+            code = code_of(rec)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            code = None
+        exact = code is not None and str(code) == d.dossier_code and _whole_seconds(d)
+        out.append((h, d.updated_at) if exact else (None, None))
+    return out
+
+
+_HASHED_TIMES = tuple(f for f in DATETIME_FIELDS if f != "updated_at")
+
+
+def _whole_seconds(d: Dossier) -> bool:
+    times = [getattr(d, f) for f in _HASHED_TIMES]
+    for s in d.supplements:
+        times += (s.requested_at, s.completed_at)
+    return all(t is None or t.microsecond == 0 for t in times)

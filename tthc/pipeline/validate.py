@@ -5,6 +5,10 @@ records sharing one dossier code are both seen and both held back (``duplicate_c
 comes from the suite file: a *critical* failure quarantines the dossier (not published, reasons
 kept per rule id); a *warning* is published and reported. A dossier held earlier is released as
 soon as the source sends a version without critical failures.
+
+A record is not decoded and mapped again when the extract pinned what its mapping gave (content
+hash and ``updated_at``, ``raw_records.mapped_*``) and that is the stored current version: the
+dossier is read from ``dossiers`` (:func:`_dossiers_of_run`; equal to mapping the record, tested).
 """
 
 from __future__ import annotations
@@ -20,10 +24,7 @@ def validate(ctx: StageContext) -> dict[str, Any]:
     from tthc.warehouse import repo
 
     src = ctx.source
-    to_dossier, _ = mapper_for(src)
-    with ctx.engine.begin() as conn:
-        raw = _raw_of_run(conn, src.source_id, ctx.run_id)
-    dossiers, hashes = _current(ctx, [to_dossier(r) for r in raw])
+    dossiers, hashes = _dossiers_of_run(ctx)
     batch_rows = _batch_rules(ctx)
     if not dossiers:
         with ctx.engine.begin() as conn:
@@ -96,35 +97,59 @@ def _batch_rules(ctx: StageContext) -> list[dict[str, Any]]:
     return [volume_anomaly(tonight or 0, previous), freshness(newest, ctx.window_end)]
 
 
-def _raw_of_run(conn, source_id: str, run_id: str) -> list[dict[str, Any]]:
-    """Every raw record this run stored for the source (as pulled)."""
-    import json
+def _dossiers_of_run(ctx: StageContext, *, use_pins: bool = True) -> tuple[list, dict[str, str]]:
+    """The dossiers of every raw record this run stored, in pull order, less the *stale* ones
+    (the record lost to a newer stored version: its verdict would be pinned on a version it is
+    not); records sharing a code are all kept (``duplicate_code``). Also returns the content hash
+    per code of the kept ones.
 
-    import sqlalchemy as sa
-
-    from tthc.warehouse.schema import raw_records as t
-
-    q = sa.select(t.c.payload).where(t.c.source_id == source_id, t.c.run_id == run_id).order_by(t.c.id)
-    return [json.loads(p) for (p,) in conn.execute(q)]
-
-
-def _current(ctx: StageContext, dossiers: list) -> tuple[list, dict[str, str]]:
-    """Drop raw records that lost to a newer stored version (stale): their verdict would be
-    pinned on a version they are not. Records sharing a code are all kept (duplicate_code).
-    Also returns the content hash per code of the kept ones (each dossier hashed once)."""
+    A record pinned by the extract (``mapped_hash``) whose code appears once in the run is not
+    mapped again: its dossier is the stored current version when the hashes are equal (with the
+    record's ``updated_at``), and stale when they differ. The others are decoded and mapped as
+    pulled. ``use_pins=False`` maps every record (what tests compare against).
+    """
     from collections import Counter
+    from dataclasses import replace
 
     from tthc.warehouse import repo
 
-    per_code = Counter(d.dossier_code for d in dossiers)
+    sid = ctx.source.source_id
+    to_dossier, _ = mapper_for(ctx.source)
     with ctx.engine.begin() as conn:
-        stored = repo.dossier_states(conn, ctx.source.source_id, list(per_code))
+        rows = repo.raw_of_run(conn, sid, ctx.run_id)
+        unpinned = [r.id for r in rows if r.mapped_hash is None or not use_pins]
+        mapped = {i: to_dossier(p) for i, p in repo.raw_payloads(conn, unpinned).items()}
+        code = {r.id: mapped[r.id].dossier_code if r.id in mapped else r.dossier_code for r in rows}
+        per_code = Counter(code.values())
+        stored = repo.dossier_states(conn, sid, [c for c in per_code if c is not None])
+        reuse: dict[str, Any] = {}  # code → record id
+        again: list[int] = []
+        for r in rows:
+            if r.id in mapped:
+                continue
+            st = stored.get(r.dossier_code)  # type: ignore[arg-type]
+            if st is None or per_code[r.dossier_code] > 1:
+                again.append(r.id)  # kept whatever it maps to: map it
+            elif st.content_hash == r.mapped_hash:
+                reuse[r.dossier_code] = r  # type: ignore[index]
+            # else stale: dropped without mapping
+        mapped.update({i: to_dossier(p) for i, p in repo.raw_payloads(conn, again).items()})
+        current = {d.dossier_code: d for d in repo.load_dossiers(conn, sid, list(reuse))}
     out, hashes = [], {}
-    for d in dossiers:
-        h = d.content_hash()
-        st = stored.get(d.dossier_code)
-        if st is None or per_code[d.dossier_code] > 1 or st.content_hash == h:
-            out.append(d)
-            if d.dossier_code:
-                hashes[d.dossier_code] = h
+    for r in rows:
+        if r.id in mapped:
+            d = mapped[r.id]
+            h = d.content_hash()
+            st = stored.get(d.dossier_code)
+            if not (st is None or per_code[d.dossier_code] > 1 or st.content_hash == h):
+                continue  # stale
+        elif reuse.get(r.dossier_code) is r:
+            d, h = current[r.dossier_code], r.mapped_hash
+            if d.updated_at != r.mapped_updated_at:
+                d = replace(d, updated_at=r.mapped_updated_at)
+        else:
+            continue  # stale
+        out.append(d)
+        if d.dossier_code:
+            hashes[d.dossier_code] = h
     return out, hashes

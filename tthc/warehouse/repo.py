@@ -8,12 +8,15 @@ transaction; the caller commits). Writes go in chunks of ``executemany`` / diale
 reproducible tests and back-fills.
 
 Raw records
-    ``record_raw(bind, source_id, run_id, records, code_of, *, now=None) -> int``
+    ``record_raw(bind, source_id, run_id, records, code_of, *, mapped=None, now=None) -> int``
         Store pulled records verbatim (canonical JSON); a record already stored for the source
-        (same ``record_hash``) is skipped. Returns how many rows were new.
+        (same ``record_hash``) is skipped. Returns how many rows were new. ``mapped``: per record,
+        the content hash and ``updated_at`` of the dossier it maps to (or ``None``s).
+    ``raw_of_run(bind, source_id, run_id) -> list[RawOfRun]`` / ``raw_payloads(bind, ids)``
+        A run's stored records of one source, in pull order, without / with their payloads.
 
 Dossiers (latest version + history)
-    ``upsert_dossiers(bind, dossiers, run_id, *, now=None) -> UpsertResult``
+    ``upsert_dossiers(bind, dossiers, run_id, *, now=None, prepared=None) -> UpsertResult``
         Latest update wins. Per ``(source_id, dossier_code)``: new → version 1; a different
         ``content_hash`` with ``updated_at`` not older than the stored one → version + 1, a history
         row, ``quality_status`` back to ``'pending'``; an older ``updated_at`` → ignored (``stale``);
@@ -136,14 +139,15 @@ WRITE_CHUNK = 5000
 __all__ = [
     "CACHE_NOT_FOUND",
     "DossierState",
+    "RawOfRun",
     "UpsertResult",
     "audit_lookup",
     "cache_get",
     "cache_purge",
     "cache_put",
-    "codes_where",
     "changed_since",
     "clear_publish_failures",
+    "codes_where",
     "dossier_states",
     "finish_stage",
     "get_watermark",
@@ -159,17 +163,20 @@ __all__ = [
     "mark_published",
     "outbox_discard",
     "outbox_items",
-    "outbox_keys",
     "outbox_key",
+    "outbox_keys",
     "outbox_mark",
     "outbox_pending",
     "outbox_put",
     "outbox_requeue",
     "outbox_settle",
+    "prepare_dossiers",
     "publish_candidates",
     "publish_states",
     "quality_by_agency",
     "quarantine_entries",
+    "raw_of_run",
+    "raw_payloads",
     "record_raw",
     "release",
     "reset_published",
@@ -294,16 +301,22 @@ def record_raw(
     records: Iterable[Mapping[str, Any]],
     code_of: Callable[[Mapping[str, Any]], str | None],
     *,
+    mapped: Sequence[tuple[str | None, datetime | None]] | None = None,
     now: datetime | None = None,
 ) -> int:
     """Store pulled records verbatim; returns how many were new (duplicates are ignored).
 
     ``code_of(record)`` extracts the dossier code; a record it cannot read (KeyError, TypeError,
-    ValueError, AttributeError) is still stored, with no code.
+    ValueError, AttributeError) is still stored, with no code. ``mapped`` (aligned with
+    ``records``): ``(Dossier.content_hash(), updated_at)`` of the dossier the record maps to, kept
+    as ``mapped_hash`` / ``mapped_updated_at`` (``(None, None)``: not known exactly).
     """
     now = now or vn_now()
+    records = list(records)
+    if mapped is not None and len(mapped) != len(records):
+        raise ValueError("mapped must have one entry per record")
     rows: dict[str, dict[str, Any]] = {}
-    for rec in records:
+    for i, rec in enumerate(records):
         payload = json_dumps(rec)
         digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
         if digest in rows:
@@ -319,6 +332,8 @@ def record_raw(
             "record_hash": digest,
             "payload": payload,
             "pulled_at": now,
+            "mapped_hash": mapped[i][0] if mapped is not None else None,
+            "mapped_updated_at": mapped[i][1] if mapped is not None else None,
         }
     if not rows:
         return 0
@@ -336,6 +351,38 @@ def record_raw(
         for chunk in _chunks(list(rows.values()), WRITE_CHUNK):
             inserted += len(conn.execute(stmt, list(chunk)).all())
     return inserted
+
+
+@dataclass(frozen=True, slots=True)
+class RawOfRun:
+    """One stored record of a run, without its payload (:func:`raw_of_run`)."""
+
+    id: int
+    dossier_code: str | None
+    mapped_hash: str | None
+    mapped_updated_at: datetime | None
+
+
+def raw_of_run(bind: Bind, source_id: str, run_id: str) -> list[RawOfRun]:
+    """The records a run stored for a source, in the order they were pulled (payloads not read)."""
+    t = s.raw_records
+    q = (
+        sa.select(t.c.id, t.c.dossier_code, t.c.mapped_hash, t.c.mapped_updated_at)
+        .where(t.c.source_id == source_id, t.c.run_id == run_id)
+        .order_by(t.c.id)
+    )
+    with _tx(bind) as conn:
+        return [RawOfRun(*r) for r in conn.execute(q)]
+
+
+def raw_payloads(bind: Bind, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Stored records by id, decoded (as pulled)."""
+    t = s.raw_records
+    with _tx(bind) as conn:
+        return {
+            m["id"]: json.loads(m["payload"])
+            for m in _in_chunks(conn, sa.select(t.c.id, t.c.payload), t.c.id, list(ids))
+        }
 
 
 # ---- dossiers --------------------------------------------------------------------------------------
@@ -382,8 +429,9 @@ def _hashed(payload: dict[str, Any]) -> tuple[RawJSON, str]:
     return RawJSON(blob), hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _payloads(dossiers: Sequence[Dossier]) -> list[tuple[dict[str, Any], RawJSON, str]]:
-    """``(to_dict(), hashed text, content_hash())`` per dossier, serialising each only once."""
+def prepare_dossiers(dossiers: Sequence[Dossier]) -> list[tuple[dict[str, Any], RawJSON, str]]:
+    """``(to_dict(), hashed text, content_hash())`` per dossier, serialising each only once: what
+    :func:`upsert_dossiers` takes as ``prepared`` when the caller needs the hashes too."""
     out = []
     for d in dossiers:
         payload = d.to_dict()
@@ -415,19 +463,31 @@ def _dossier_row(d: Dossier, content_hash: str, as_dict: dict[str, Any]) -> dict
 
 
 def upsert_dossiers(
-    bind: Bind, dossiers: Iterable[Dossier], run_id: str, *, now: datetime | None = None
+    bind: Bind,
+    dossiers: Iterable[Dossier],
+    run_id: str,
+    *,
+    now: datetime | None = None,
+    prepared: Sequence[tuple[dict[str, Any], RawJSON, str]] | None = None,
 ) -> UpsertResult:
-    """Merge a batch of canonical dossiers into ``dossiers`` / ``dossier_history`` (see module doc)."""
+    """Merge a batch of canonical dossiers into ``dossiers`` / ``dossier_history`` (see module doc).
+    ``prepared``: :func:`prepare_dossiers` of ``dossiers`` (same order), if the caller has it."""
     now = now or vn_now()
     result = UpsertResult()
-    keyed: list[Dossier] = []
-    for d in dossiers:
+    dossiers = list(dossiers)
+    if prepared is not None and len(prepared) != len(dossiers):
+        raise ValueError("prepared must have one entry per dossier")
+    keyed: list[tuple[Dossier, tuple[dict[str, Any], RawJSON, str] | None]] = []
+    for i, d in enumerate(dossiers):
         if d.source_id and d.dossier_code:
-            keyed.append(d)
+            keyed.append((d, prepared[i] if prepared is not None else None))
         else:
             result.skipped += 1
+    if prepared is None:
+        done = prepare_dossiers([d for d, _ in keyed])
+        keyed = [(d, p) for (d, _), p in zip(keyed, done, strict=True)]
     best: dict[tuple[str, str], tuple[Dossier, str, dict[str, Any], RawJSON]] = {}
-    for d, (payload, blob, h) in zip(keyed, _payloads(keyed), strict=True):
+    for d, (payload, blob, h) in keyed:  # type: ignore[misc]  # all prepared by now
         k = (d.source_id, d.dossier_code)
         cur = best.get(k)
         if cur is None:
@@ -1201,7 +1261,7 @@ def mark_published(
         raise ValueError("mark_published: published_version and payload_hash on all rows or none")
     with_versions = carrying > 0
     objs = [r for r in rows if isinstance(r, Dossier)]
-    hashes = {id(d): h for d, (_, _, h) in zip(objs, _payloads(objs), strict=True)}
+    hashes = {id(d): h for d, (_, _, h) in zip(objs, prepare_dossiers(objs), strict=True)}
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         src, code = _publish_key(r)

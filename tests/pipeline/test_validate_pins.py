@@ -1,0 +1,152 @@
+"""Validation takes a record the extract pinned (``raw_records.mapped_hash``) from the stored
+dossier instead of mapping it again; what it validates must be exactly what mapping every record
+gives, for every dialect, on a first night and on a night with changes, duplicates and defects."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from sandbox.igate import render_igate
+from sandbox.world import World, WorldConfig
+from tthc.pipeline import run_stage
+from tthc.pipeline.context import StageContext
+from tthc.pipeline.extract import mapping_pins
+from tthc.pipeline.validate import _dossiers_of_run, validate
+from tthc.registry import load_registry
+from tthc.warehouse import repo
+from tthc.warehouse.db import get_engine, migrate
+
+SOURCE = "igate_tinh"
+
+
+def _ctx(engine, source_id: str, run_id: str, window_end) -> StageContext:
+    reg = load_registry()
+    return StageContext(
+        source=reg.get(source_id), registry=reg, run_id=run_id, window_end=window_end, engine=engine
+    )
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory):
+    """Two nights of extracts over the registry's world (every dialect, default defects)."""
+    from sandbox.from_registry import world_config_from_registry
+    from sandbox.server import SandboxConfig, running_sandbox
+    from tthc.demo import connection_env
+
+    tmp = tmp_path_factory.mktemp("pins")
+    world = World(world_config_from_registry(load_registry(), seed=33, size=1500))
+    with running_sandbox(SandboxConfig.for_tests(tmp), world=world) as sb, pytest.MonkeyPatch.context() as mp:
+        for k, v in connection_env(sb.state_document()).items():
+            mp.setenv(k, v)
+        url = f"sqlite:///{tmp / 'wh.db'}"
+        mp.setenv("TTHC_WAREHOUSE_URL", url)
+        engine = get_engine(url)
+        runs = []
+        for run_id in ("n1", "n2"):
+            if run_id == "n2":
+                world.advance(days=2)
+            for s in world.sources:
+                run_stage("extract", s.source_id, run_id=run_id, window_end=world.now)
+                runs.append((s.source_id, run_id, world.now))
+        yield engine, runs
+
+
+def test_pinned_records_validate_exactly_what_mapping_gives(nights, monkeypatch):
+    from tthc.pipeline import sources
+
+    engine, runs = nights
+    mapped_calls = {"n": 0}
+    real = sources.mapper_for
+
+    def counting(src):
+        to_dossier, rest = real(src)
+
+        def wrapped(r):
+            mapped_calls["n"] += 1
+            return to_dossier(r)
+
+        return wrapped, rest
+
+    monkeypatch.setattr("tthc.pipeline.validate.mapper_for", counting)
+    compared = pinned_used = 0
+    for sid, run_id, end in runs:
+        ctx = _ctx(engine, sid, run_id, end)
+        mapped_calls["n"] = 0
+        got, got_hashes = _dossiers_of_run(ctx)
+        with_pins = mapped_calls["n"]
+        mapped_calls["n"] = 0
+        want, want_hashes = _dossiers_of_run(ctx, use_pins=False)
+        everything = mapped_calls["n"]
+        assert got == want, (sid, run_id)  # same dossiers, same order, every field
+        assert got_hashes == want_hashes, (sid, run_id)
+        compared += len(want)
+        pinned_used += everything - with_pins
+    assert compared > 1000
+    # most records were not mapped again (those are the point of the pins)
+    assert pinned_used > 0.8 * compared, (pinned_used, compared)
+
+
+def test_both_nights_stored_pins(nights):
+    engine, _ = nights
+    with engine.connect() as c:
+        pinned, total = c.execute(
+            sa.text("SELECT COUNT(mapped_hash), COUNT(*) FROM raw_records WHERE dossier_code IS NOT NULL")
+        ).one()
+        runs = {r for (r,) in c.execute(sa.text("SELECT DISTINCT run_id FROM raw_records"))}
+    assert runs == {"n1", "n2"}
+    assert pinned > 0.9 * total, (pinned, total)
+
+
+def _dossier(seed: int = 9):
+    return World(WorldConfig.clean(seed=seed, size=20)).records(SOURCE)[0].dossier
+
+
+def test_sub_second_times_and_other_codes_are_not_pinned():
+    d = _dossier()
+    raw = render_igate(d)
+    h = d.content_hash()
+
+    def code_of(r):
+        return r.get("code")
+
+    assert mapping_pins([raw], [d], [h], code_of) == [(h, d.updated_at)]
+    sub = dataclasses.replace(d, received_at=d.received_at.replace(microsecond=5))
+    assert mapping_pins([raw], [sub], [sub.content_hash()], code_of) == [(None, None)]
+    # a sub-second update time is kept exactly: pinned
+    upd = dataclasses.replace(d, updated_at=d.updated_at.replace(microsecond=7))
+    assert mapping_pins([raw], [upd], [h], code_of) == [(h, upd.updated_at)]
+    other = dataclasses.replace(d, dossier_code=d.dossier_code + "X")
+    assert mapping_pins([raw], [other], [other.content_hash()], code_of) == [(None, None)]
+    assert mapping_pins([{}], [d], [h], lambda r: r["code"]) == [(None, None)]  # code unreadable
+
+
+def test_pinned_stale_record_is_dropped_and_pinned_current_one_keeps_its_update_time(tmp_path):
+    engine = get_engine(f"sqlite:///{tmp_path / 'wh.db'}")
+    migrate(engine)
+    good = _dossier()
+    newer = dataclasses.replace(good, updated_at=good.updated_at + timedelta(days=1), status=10)
+    stale_bad = dataclasses.replace(good, applicant_id_number="12345")  # older, and broken
+    repo.upsert_dossiers(engine, [newer], "r0")
+    raw = render_igate(stale_bad)
+    pins = mapping_pins([raw], [stale_bad], [stale_bad.content_hash()], lambda r: r.get("code"))
+    assert pins[0][0] is not None
+    repo.record_raw(engine, SOURCE, "r1", [raw], code_of=lambda r: r.get("code"), mapped=pins)
+    counts = validate(_ctx(engine, SOURCE, "r1", newer.updated_at))
+    assert counts["records_in"] == 0 and counts["quarantined"] == 0
+    assert repo.held_codes(engine, SOURCE) == set()
+
+    # the same content re-read with an earlier update time than the stored one: validated with
+    # the record's update time, as mapping it gives
+    again = dataclasses.replace(newer, updated_at=newer.updated_at - timedelta(hours=1))
+    raw2 = render_igate(again)
+    pins2 = mapping_pins([raw2], [again], [again.content_hash()], lambda r: r.get("code"))
+    repo.record_raw(engine, SOURCE, "r2", [raw2], code_of=lambda r: r.get("code"), mapped=pins2)
+    ctx = _ctx(engine, SOURCE, "r2", newer.updated_at)
+    got, _ = _dossiers_of_run(ctx)
+    want, _ = _dossiers_of_run(ctx, use_pins=False)
+    assert got == want and len(got) == 1
+    assert got[0].updated_at == again.updated_at != newer.updated_at
