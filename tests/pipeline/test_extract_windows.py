@@ -103,3 +103,35 @@ def test_volume_and_freshness_rules_are_stored_per_night(world_env):
             ).all()
         )
     assert rows == {"volume_anomaly": 1, "freshness": 0}
+
+
+def test_records_stored_before_are_not_mapped_again_except_by_a_backfill(world_env, monkeypatch):
+    """The look-back re-reads every unchanged record of its hours: those are stored already, so
+    they are neither mapped nor stored again; a changed record is; a backfill maps all it reads."""
+    import connectors.igate as igate
+
+    world, engine = world_env
+    mapped: list[str] = []
+    real = igate.to_dossier
+
+    def counting(rec, sid):
+        d = real(rec, sid)
+        mapped.append(d.dossier_code)
+        return d
+
+    monkeypatch.setattr(igate, "to_dossier", counting)
+    first = run_stage("extract", SOURCE, run_id="r1", window_end=world.now)
+    assert first["raw_known"] == 0 and len(mapped) == first["records_in"] == first["raw_new"]
+
+    world.advance(hours=6)  # inside the 72 h look-back: the window re-reads recent records
+    mapped.clear()
+    second = run_stage("extract", SOURCE, run_id="r2", window_end=world.now)
+    changed = second["inserted"] + second["updated"]
+    assert second["records_in"] > second["raw_known"] > 0
+    assert len(mapped) == second["records_in"] - second["raw_known"] == second["raw_new"]
+    assert changed <= len(mapped)
+
+    mapped.clear()
+    back = run_stage("extract", SOURCE, run_id="b1", window_end=world.now, backfill=True)
+    assert back["raw_known"] == 0 and len(mapped) == back["records_in"] > 0
+    assert back["raw_new"] == 0 and back["inserted"] == back["updated"] == 0

@@ -5,6 +5,9 @@ so records changing while we page fall into the next run's window, never between
 raw records, the canonical upsert and the new watermark are committed in ONE transaction: if
 anything fails, the watermark has not moved and the next run reads the same window again.
 
+A record stored already, byte for byte (the look-back re-reads every unchanged record of its
+hours), is not mapped again: it maps to what it mapped to when it was stored, and the raw store
+keeps one copy per record anyway. A backfill maps everything it reads (it may follow a mapping fix).
 Each raw record is stored with what its mapping gave (content hash and ``updated_at`` of the
 dossier), so validation can take a record that maps to the stored current version from
 ``dossiers`` instead of mapping it again (:func:`mapping_pins`).
@@ -38,13 +41,28 @@ def extract(ctx: StageContext) -> dict[str, Any]:
     else:
         start = watermark - lookback
     reader = open_source(src, timeout=ctx.settings.http_timeout_seconds, engine=ctx.engine, run_id=ctx.run_id)
-    raw = reader.fetch(start, ctx.window_end)
+    pulled = reader.fetch(start, ctx.window_end)
+    identities = [repo.raw_identity(r) for r in pulled]
+    known: set[str] = set()
+    if not ctx.backfill:
+        with ctx.engine.begin() as conn:
+            known = repo.known_raw(conn, src.source_id, [h for _, h in identities])
+    new = _first_unseen([h for _, h in identities], known)
+    raw = [pulled[i] for i in new]
     dossiers = [reader.to_dossier(r) for r in raw]
     prepared = repo.prepare_dossiers(dossiers)  # each dossier serialised and hashed once
     pins = mapping_pins(raw, dossiers, [h for _, _, h in prepared], reader.code_of)
     latest = _latest_per_key(dossiers)
     with ctx.engine.begin() as conn:
-        stored = repo.record_raw(conn, src.source_id, ctx.run_id, raw, code_of=reader.code_of, mapped=pins)
+        stored = repo.record_raw(
+            conn,
+            src.source_id,
+            ctx.run_id,
+            raw,
+            code_of=reader.code_of,
+            mapped=pins,
+            identities=[identities[i] for i in new],
+        )
         res = repo.upsert_dossiers(
             conn, [dossiers[i] for i in latest], ctx.run_id, prepared=[prepared[i] for i in latest]
         )
@@ -53,9 +71,10 @@ def extract(ctx: StageContext) -> dict[str, Any]:
         if watermark is None or ctx.window_end > watermark:  # never moves backwards (backfills)
             repo.set_watermark(conn, src.source_id, ctx.window_end, ctx.run_id)
     return {
-        "records_in": len(raw),
+        "records_in": len(pulled),
         "records_out": res.inserted + res.updated,
         "raw_new": stored,
+        "raw_known": len(pulled) - len(new),  # stored before (or twice in the pull): not mapped
         "inserted": res.inserted,
         "updated": res.updated,
         "unchanged": res.unchanged,
@@ -63,6 +82,17 @@ def extract(ctx: StageContext) -> dict[str, Any]:
         "window_end": ctx.window_end.isoformat(),
         **reader.stats,
     }
+
+
+def _first_unseen(record_hashes: Sequence[str], known: set[str]) -> list[int]:
+    """Positions of the records to map: the first of each record hash not in ``known``."""
+    seen = set(known)
+    out = []
+    for i, h in enumerate(record_hashes):
+        if h not in seen:
+            seen.add(h)
+            out.append(i)
+    return out
 
 
 def _latest_per_key(dossiers: list) -> list[int]:

@@ -8,10 +8,12 @@ transaction; the caller commits). Writes go in chunks of ``executemany`` / diale
 reproducible tests and back-fills.
 
 Raw records
-    ``record_raw(bind, source_id, run_id, records, code_of, *, mapped=None, now=None) -> int``
+    ``record_raw(bind, source_id, run_id, records, code_of, *, mapped=None, identities=None, now=None)``
         Store pulled records verbatim (canonical JSON); a record already stored for the source
         (same ``record_hash``) is skipped. Returns how many rows were new. ``mapped``: per record,
         the content hash and ``updated_at`` of the dossier it maps to (or ``None``s).
+    ``raw_identity(record) -> (text, record_hash)`` / ``known_raw(bind, source_id, hashes) -> set``
+        How a record is stored and keyed; which of some keys are stored already.
     ``raw_of_run(bind, source_id, run_id) -> list[RawOfRun]`` / ``raw_payloads(bind, ids)``
         A run's stored records of one source, in pull order, without / with their payloads.
 
@@ -154,6 +156,7 @@ __all__ = [
     "held_codes",
     "hold",
     "issues_by_rule",
+    "known_raw",
     "load_dossiers",
     "load_histories",
     "load_history",
@@ -175,6 +178,7 @@ __all__ = [
     "publish_states",
     "quality_by_agency",
     "quarantine_entries",
+    "raw_identity",
     "raw_of_run",
     "raw_payloads",
     "record_raw",
@@ -302,6 +306,7 @@ def record_raw(
     code_of: Callable[[Mapping[str, Any]], str | None],
     *,
     mapped: Sequence[tuple[str | None, datetime | None]] | None = None,
+    identities: Sequence[tuple[str, str]] | None = None,
     now: datetime | None = None,
 ) -> int:
     """Store pulled records verbatim; returns how many were new (duplicates are ignored).
@@ -310,15 +315,16 @@ def record_raw(
     ValueError, AttributeError) is still stored, with no code. ``mapped`` (aligned with
     ``records``): ``(Dossier.content_hash(), updated_at)`` of the dossier the record maps to, kept
     as ``mapped_hash`` / ``mapped_updated_at`` (``(None, None)``: not known exactly).
+    ``identities``: :func:`raw_identity` of each record, if the caller has them.
     """
     now = now or vn_now()
     records = list(records)
-    if mapped is not None and len(mapped) != len(records):
-        raise ValueError("mapped must have one entry per record")
+    for name, given in (("mapped", mapped), ("identities", identities)):
+        if given is not None and len(given) != len(records):
+            raise ValueError(f"{name} must have one entry per record")
     rows: dict[str, dict[str, Any]] = {}
     for i, rec in enumerate(records):
-        payload = json_dumps(rec)
-        digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        payload, digest = identities[i] if identities is not None else raw_identity(rec)
         if digest in rows:
             continue
         try:
@@ -351,6 +357,20 @@ def record_raw(
         for chunk in _chunks(list(rows.values()), WRITE_CHUNK):
             inserted += len(conn.execute(stmt, list(chunk)).all())
     return inserted
+
+
+def raw_identity(record: Mapping[str, Any]) -> tuple[str, str]:
+    """A pulled record's stored text (canonical JSON) and ``record_hash`` (its SHA-256)."""
+    payload = json_dumps(record)
+    return payload, hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def known_raw(bind: Bind, source_id: str, record_hashes: Iterable[str]) -> set[str]:
+    """Which of ``record_hashes`` are stored for the source already (by any run)."""
+    t = s.raw_records
+    q = sa.select(t.c.record_hash).where(t.c.source_id == source_id)
+    with _tx(bind) as conn:
+        return {m["record_hash"] for m in _in_chunks(conn, q, t.c.record_hash, list(set(record_hashes)))}
 
 
 @dataclass(frozen=True, slots=True)
