@@ -5,6 +5,7 @@ gives, for every dialect, on a first night and on a night with changes, duplicat
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,11 @@ from tthc.warehouse import repo
 from tthc.warehouse.db import get_engine, migrate
 
 SOURCE = "igate_tinh"
+PG = "postgresql+psycopg://{}@{}:{}".format(
+    os.environ.get("TTHC_TEST_PG_USER", "postgres"),
+    os.environ.get("TTHC_TEST_PG_HOST", "127.0.0.1"),
+    os.environ.get("TTHC_TEST_PG_PORT", "5432"),
+)
 
 
 def _ctx(engine, source_id: str, run_id: str, window_end) -> StageContext:
@@ -30,19 +36,47 @@ def _ctx(engine, source_id: str, run_id: str, window_end) -> StageContext:
     )
 
 
-@pytest.fixture(scope="module")
-def nights(tmp_path_factory):
-    """Two nights of extracts over the registry's world (every dialect, default defects)."""
+def _pg_database() -> str:
+    """A fresh PostgreSQL database on the CI machine's server (dropped by the caller)."""
+    import uuid
+
+    name = f"tthc_test_pins_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:  # pragma: no cover - no server here
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"PostgreSQL not reachable under CI=true: {type(exc.orig).__name__}")
+        pytest.skip("PostgreSQL not reachable")
+    finally:
+        admin.dispose()
+    return name
+
+
+def _drop(name: str) -> None:
+    admin = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def nights(request, tmp_path_factory):
+    """Two nights of extracts over the registry's world (every dialect, default defects), with the
+    warehouse on each backend (PostgreSQL takes the bulk paths)."""
     from sandbox.from_registry import world_config_from_registry
     from sandbox.server import SandboxConfig, running_sandbox
     from tthc.demo import connection_env
+    from tthc.warehouse.db import dispose_engine
 
     tmp = tmp_path_factory.mktemp("pins")
     world = World(world_config_from_registry(load_registry(), seed=33, size=1500))
+    pg_name = _pg_database() if request.param == "postgres" else None
+    url = f"{PG}/{pg_name}" if pg_name else f"sqlite:///{tmp / 'wh.db'}"
     with running_sandbox(SandboxConfig.for_tests(tmp), world=world) as sb, pytest.MonkeyPatch.context() as mp:
         for k, v in connection_env(sb.state_document()).items():
             mp.setenv(k, v)
-        url = f"sqlite:///{tmp / 'wh.db'}"
         mp.setenv("TTHC_WAREHOUSE_URL", url)
         engine = get_engine(url)
         runs = []
@@ -53,6 +87,9 @@ def nights(tmp_path_factory):
                 run_stage("extract", s.source_id, run_id=run_id, window_end=world.now)
                 runs.append((s.source_id, run_id, world.now))
         yield engine, runs
+    if pg_name:
+        dispose_engine(url)
+        _drop(pg_name)
 
 
 def test_pinned_records_validate_exactly_what_mapping_gives(nights, monkeypatch):

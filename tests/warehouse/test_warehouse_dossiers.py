@@ -41,6 +41,27 @@ def test_record_raw_ignores_duplicates(engine):
     assert all(hashlib.sha256(r["payload"].encode()).hexdigest() == r["record_hash"] for r in rows)
 
 
+def test_raw_of_run_keeps_pull_order_pins_and_reads_payloads_by_id(engine):
+    # 300 records: the bulk (COPY) path on PostgreSQL, ids read back as integers
+    recs = [{"code": f"C{i:04d}", "n": i} for i in range(300)]
+    pins = [
+        (f"{i:064x}", BASE + timedelta(seconds=i, microseconds=7)) if i % 3 else (None, None)
+        for i in range(300)
+    ]
+    ids = [repo.raw_identity(r) for r in recs]
+    assert repo.known_raw(engine, "SRC1", [h for _, h in ids]) == set()
+    n = repo.record_raw(engine, "SRC1", "run1", recs, lambda r: r["code"], mapped=pins, identities=ids)
+    assert n == 300
+    repo.record_raw(engine, "SRC1", "run2", [{"code": "X"}], lambda r: r["code"])  # another run
+    rows = repo.raw_of_run(engine, "SRC1", "run1")
+    assert [r.dossier_code for r in rows] == [r["code"] for r in recs]
+    assert [(r.mapped_hash, r.mapped_updated_at) for r in rows] == pins
+    payloads = repo.raw_payloads(engine, [r.id for r in rows[::2]])
+    assert payloads == {r.id: recs[2 * i] for i, r in enumerate(rows[::2])}
+    assert repo.known_raw(engine, "SRC1", [h for _, h in ids[:5]] + ["0" * 64]) == {h for _, h in ids[:5]}
+    assert repo.known_raw(engine, "SRC2", [h for _, h in ids]) == set()  # per source
+
+
 # ---- upsert -------------------------------------------------------------------------------------
 
 

@@ -277,8 +277,9 @@ def _members(conn: Connection, column: sa.ColumnElement, values: Iterable[str]) 
     """
     vals = list(dict.fromkeys(values))
     if conn.dialect.name == "postgresql":
+        item = sa.BigInteger() if isinstance(column.type, sa.Integer) else sa.String()
         for chunk in _chunks(vals, PG_ANY_CHUNK):
-            yield column == sa.any_(sa.bindparam(None, list(chunk), type_=postgresql.ARRAY(sa.String())))
+            yield column == sa.any_(sa.bindparam(None, list(chunk), type_=postgresql.ARRAY(item)))
     else:
         for chunk in _chunks(vals, IN_CHUNK):
             yield column.in_(chunk)
