@@ -68,7 +68,7 @@ from typing import Any, Literal
 import yaml
 
 from tthc.calendar import WorkingCalendar
-from tthc.codes import CHANNEL_ONLINE
+from tthc.codes import CHANNEL_ONLINE, STATUS_ENDED
 from tthc.model import Dossier, Supplement
 from tthc.ontime import (
     EARLY,
@@ -96,6 +96,9 @@ __all__ = [
     "IndicatorOptions",
     "compute_indicators",
     "compute_indicators_for_periods",
+    "combine_indicator_aggregates",
+    "final_outcome",
+    "judgement_basis",
     "load_indicator_config",
 ]
 
@@ -475,6 +478,132 @@ def _as_start(v: datetime | date) -> datetime:
 
 def _as_end(v: datetime | date) -> datetime:
     return v if isinstance(v, datetime) else datetime.combine(v, time.max)
+
+
+# ---- final judgements and warehouse aggregates (the nightly stage) ------------------------------
+
+#: What a dossier whose on-time outcome can no longer change is stored as (``final_judgements``).
+FINAL_OUTCOMES = {EARLY: "early", ON_TIME: "on_time", OVERDUE: "overdue", WITHDRAWN: "withdrawn"}
+UNJUDGED = "unjudged"
+_REOPENED = ("ended_after_period_end", "stopped_paused")  # evaluate's reasons for an ended one open
+
+#: Counts a warehouse aggregates per agency and period (``repo.indicator_aggregates``): the received
+#: population's ratios (no judging needed) and the stored final outcomes of received dossiers.
+AGGREGATE_FIELDS = (
+    "excluded",
+    "received",
+    "synced",
+    "online",
+    "fee_bearing",
+    "paid_online",
+    "digitised",
+    "reused",
+    "population_db",
+    "final_early",
+    "final_on_time",
+    "final_overdue",
+    "final_withdrawn",
+    "final_unjudged",
+    "final_paper",
+    "final_paper_file",
+)
+
+
+def final_outcome(d: IndicatorFacts | Dossier, ev: Evaluation) -> str | None:
+    """The stored form of ``ev`` when it is final, else None.
+
+    Final: the dossier has ended (status 7-10) and ``ev`` does not treat it as open, so judging it
+    as of any later period end gives the same verdict (its judgement point is its own end time;
+    step 3 of :func:`tthc.ontime.evaluate` re-opens it only for a period that ends before that
+    time, which the stored end time lets a reader check). Open dossiers change with the clock and
+    are judged every night.
+    """
+    if d.status not in STATUS_ENDED or ev.is_open or ev.reason in _REOPENED:
+        return None
+    if ev.outcome == EXCLUDED:
+        return UNJUDGED if ev.reason in UNJUDGED_REASONS else None
+    return FINAL_OUTCOMES.get(ev.outcome)
+
+
+def judgement_basis(
+    *,
+    unit: Unit = "date",
+    rules: OnTimeRules | None = None,
+    legal_durations: Mapping[str, Any] | None = None,
+    calendar: WorkingCalendar | None = None,
+) -> str:
+    """A short fingerprint of what :func:`tthc.ontime.evaluate` is given besides the dossier: a
+    stored judgement made with other settings is not reused (it is judged again)."""
+    import hashlib
+
+    durations = sorted((k, repr(LegalDuration.coerce(v))) for k, v in (legal_durations or {}).items())
+    text = repr((JUDGEMENT_VERSION, unit, rules or OnTimeRules(), durations, _calendar_key(calendar)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+#: Raise when :func:`tthc.ontime.evaluate` changes what it decides: stored judgements are redone.
+JUDGEMENT_VERSION = 1
+
+
+def _calendar_key(calendar: WorkingCalendar | None) -> str | None:
+    return None if calendar is None else repr(calendar)  # its configuration: holidays, overrides
+
+
+def combine_indicator_aggregates(
+    aggregates: Mapping[Any, Mapping[str | None, Mapping[str, int]]],
+    open_dossiers: Iterable[tuple[IndicatorFacts, Evaluation]],
+    periods: Mapping[Any, tuple[datetime | date, datetime | date]],
+    *,
+    with_sync: bool,
+    agencies: Iterable[str | None] = (),
+) -> dict[Any, list[dict[str, Any]]]:
+    """The rows :func:`compute_indicators_for_periods` gives with its default options, from
+    warehouse aggregates (``AGGREGATE_FIELDS`` per period and agency) plus the received dossiers
+    whose outcome is not final, each with its evaluation as of the periods' end.
+
+    Population, ratios and outcome rules are those of the module docstring (``population`` =
+    "received", fee-bearing = ``fee > 0``, paper result = ``result_type == "paper"``, a
+    digitised component = any). The nightly stage uses this: it judges only the dossiers that
+    are still open (or changed) in Python; ``tests`` check the rows equal the full computation.
+    """
+    opts = IndicatorOptions()
+    out: dict[Any, list[dict[str, Any]]] = {}
+    open_list = list(open_dossiers)
+    agencies = list(agencies)
+    for name, (period_start, period_end) in periods.items():
+        start, end = _as_start(period_start), _as_end(period_end)
+        tallies: dict[str | None, _Tally] = defaultdict(_Tally.new)
+        for code in agencies:
+            tallies[code] = _Tally.new()
+        for agency, c in (aggregates.get(name) or {}).items():
+            t = tallies[agency]
+            t.counts["excluded"] += c["excluded"]
+            t.counts["received"] += c["received"]
+            for rid, num, den in (
+                ("1.4_sync_rate", "synced", "received"),
+                ("3.3_online", "online", "received"),
+                ("3.6_online_payment", "paid_online", "fee_bearing"),
+                ("4.2_digitised_components", "digitised", "received"),
+                ("4.3_reuse", "reused", "received"),
+                ("4.5b_population_db", "population_db", "received"),
+                ("4.1_digitised_results", "final_paper_file", "final_paper"),
+            ):
+                t.ratios[rid][0] += c[num]
+                t.ratios[rid][1] += c[den]
+            resolved = c["final_early"] + c["final_on_time"] + c["final_overdue"]
+            t.counts["resolved_early"] += c["final_early"]
+            t.counts["resolved_on_time"] += c["final_on_time"]
+            t.counts["resolved_overdue"] += c["final_overdue"]
+            t.counts["resolved"] += resolved
+            t.counts["withdrawn"] += c["final_withdrawn"]
+            t.counts["unjudged"] += c["final_unjudged"]
+            t.ratios["2.1_on_time"][0] += c["final_early"] + c["final_on_time"]
+            t.ratios["2.1_on_time"][1] += resolved
+        for d, ev in open_list:
+            if d.received_at is not None and start <= d.received_at <= end:
+                _tally_processed(tallies[d.agency_code], d, ev, None, opts)
+        out[name] = _rows(tallies, opts, with_sync)
+    return out
 
 
 def load_indicator_config(path: str | Path | None = None) -> dict[str, Any]:

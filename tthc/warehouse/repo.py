@@ -116,6 +116,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from tthc.codes import CHANNEL_ONLINE, STATUS_EXCLUDED, STATUS_NAMES
 from tthc.model import SCALAR_FIELDS, Attachment, Dossier, Supplement
 from tthc.privacy import scrub_digits
 from tthc.timeutil import vn_now
@@ -155,7 +156,9 @@ __all__ = [
     "get_watermark",
     "held_codes",
     "hold",
+    "indicator_aggregates",
     "issues_by_rule",
+    "judgement_candidates",
     "known_raw",
     "load_dossiers",
     "load_histories",
@@ -185,6 +188,7 @@ __all__ = [
     "release",
     "reset_published",
     "run_summary",
+    "save_final_judgements",
     "save_indicators",
     "save_matches",
     "save_validation",
@@ -694,30 +698,173 @@ def load_indicator_facts(bind: Bind, source_id: str, *, relevant_since: datetime
     :func:`load_dossiers`. Equal to ``IndicatorFacts.of`` of :func:`load_dossiers`' result less the
     quarantined ones (tested): a night's indicator stage reads a fraction of the bytes.
     """
-    from tthc.indicators import IndicatorFacts
-
     t = s.dossiers
     q = sa.select(*(t.c[c] for c in _FACT_COLUMNS), t.c.supplements_json).where(
         t.c.source_id == source_id, t.c.quality_status != "quarantined"
     )
     if relevant_since is not None:
         q = q.where(_relevant_since(relevant_since))
-    # built by position (a night reads every dossier of the period): the columns are the fields
+    with _tx(bind) as conn:
+        return [f for f, _ in _facts(conn.execute(q))]
+
+
+def _facts(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """``IndicatorFacts`` of rows holding :data:`_FACT_COLUMNS` then ``supplements_json`` (then
+    anything else, returned as the tuple's second item), built by position: a night reads every
+    dossier of the period."""
+    from tthc.indicators import IndicatorFacts
+
     names = tuple(f.name for f in dataclasses.fields(IndicatorFacts))
     if names != (*_FACT_COLUMNS, "supplements"):  # pragma: no cover - a programming error
         raise AssertionError("_FACT_COLUMNS must list IndicatorFacts' fields in order")
     verified = _FACT_COLUMNS.index("vneid_verified")
-    out = []
+    n = len(_FACT_COLUMNS)
+    for r in rows:
+        yield (
+            IndicatorFacts(
+                *r[:verified],
+                bool(r[verified]),
+                *r[verified + 1 : n],
+                tuple(_supplements(r[n])),  # "[]" is not decoded (the column type)
+            ),
+            tuple(r[n + 1 :]),
+        )
+
+
+#: Statuses of a received dossier (every known status but 1 and 3, which are never received).
+RECEIVED_STATUSES = tuple(sorted(set(STATUS_NAMES) - STATUS_EXCLUDED))
+
+
+def _final_join(basis: str) -> Any:
+    """``dossiers`` LEFT JOIN the stored final judgement of each one's current version (``basis``)."""
+    d, j = s.dossiers, s.final_judgements
+    return d.outerjoin(
+        j,
+        sa.and_(
+            j.c.source_id == d.c.source_id,
+            j.c.dossier_code == d.c.dossier_code,
+            j.c.version == d.c.version,
+            j.c.basis == basis,
+        ),
+    )
+
+
+def judgement_candidates(
+    bind: Bind, source_id: str, *, since: datetime, until: datetime, basis: str
+) -> list[tuple[Any, int]]:
+    """The received dossiers the indicators must judge in Python, with their versions: not
+    quarantined, received in ``[since, until]``, and without a stored final judgement (of their
+    current version, made with ``basis``) that holds at ``until`` (ended by then).
+    """
+    d, j = s.dossiers, s.final_judgements
+    q = (
+        sa.select(*(d.c[c] for c in _FACT_COLUMNS), d.c.supplements_json, d.c.version)
+        .select_from(_final_join(basis))
+        .where(
+            d.c.source_id == source_id,
+            d.c.quality_status != "quarantined",
+            d.c.status.in_(RECEIVED_STATUSES),
+            d.c.received_at >= since,
+            d.c.received_at <= until,
+            sa.or_(j.c.outcome.is_(None), j.c.ended_at > until),
+        )
+    )
     with _tx(bind) as conn:
-        for r in conn.execute(q).tuples():
-            out.append(
-                IndicatorFacts(
-                    *r[:verified],
-                    bool(r[verified]),
-                    *r[verified + 1 : -1],
-                    tuple(_supplements(r[-1])),  # "[]" is not decoded (the column type)
-                )
-            )
+        return [(f, extra[0]) for f, extra in _facts(conn.execute(q))]
+
+
+def save_final_judgements(
+    bind: Bind, rows: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+) -> int:
+    """Store final judgements (``source_id, dossier_code, version, basis, outcome, ended_at``),
+    replacing a dossier's earlier one; returns how many were written."""
+    if not rows:
+        return 0
+    at = now or vn_now()
+    stamped = [{**r, "judged_at": at} for r in rows]
+    with _tx(bind) as conn:
+        _upsert(conn, s.final_judgements, stamped, ("source_id", "dossier_code"))
+    return len(stamped)
+
+
+def indicator_aggregates(
+    bind: Bind,
+    source_id: str,
+    periods: Mapping[Any, tuple[datetime, datetime]],
+    *,
+    basis: str,
+    same_person: Sequence[str],
+) -> dict[Any, dict[str | None, dict[str, int]]]:
+    """Per period and agency, ``tthc.indicators.AGGREGATE_FIELDS`` of one source's dossiers that
+    are not quarantined: the received population's counts (received in the period; never-received
+    ones, by receipt or else update time, as ``excluded``; synced = published; population database
+    = VNeID-verified or reconciled as ``same_person``) and the stored final outcomes (``basis``)
+    that hold at the period's end. One statement for all periods (both bounds inclusive).
+    """
+    from tthc.indicators import AGGREGATE_FIELDS
+
+    d, j, p, m = s.dossiers, s.final_judgements, s.publish_state, s.citizen_matches
+    ref = sa.func.coalesce(d.c.received_at, d.c.updated_at)
+    received = sa.and_(d.c.status.in_(RECEIVED_STATUSES), d.c.received_at.is_not(None))
+    never_received = sa.or_(
+        d.c.status.is_(None), d.c.status.not_in(RECEIVED_STATUSES), d.c.received_at.is_(None)
+    )
+    fee_bearing = sa.func.coalesce(d.c.fee, 0) > 0
+    has_file = sa.and_(d.c.result_file.is_not(None), d.c.result_file != "")
+    resolved = j.c.outcome.in_(("early", "on_time", "overdue"))
+    paper = sa.and_(resolved, d.c.status.in_((9, 10)), d.c.result_type == "paper")
+
+    def n(*conds: Any) -> Any:
+        return sa.func.sum(sa.case((sa.and_(*conds), 1), else_=0))
+
+    cols: list[Any] = []
+    names = list(periods)
+    for i, name in enumerate(names):
+        start, end = periods[name]
+        rin = sa.and_(received, d.c.received_at >= start, d.c.received_at <= end)
+        final = sa.and_(rin, j.c.outcome.is_not(None), sa.or_(j.c.ended_at.is_(None), j.c.ended_at <= end))
+        same = sa.or_(d.c.vneid_verified == sa.true(), m.c.match_class.in_(list(same_person)))
+        exprs = {
+            "excluded": n(never_received, ref >= start, ref <= end),
+            "received": n(rin),
+            "synced": n(rin, p.c.status == "published"),
+            "online": n(rin, d.c.channel == CHANNEL_ONLINE),
+            "fee_bearing": n(rin, fee_bearing),
+            "paid_online": n(rin, fee_bearing, d.c.paid_online.in_((1, 2))),
+            "digitised": n(rin, d.c.digitized_count > 0),
+            "reused": n(rin, d.c.reused_count > 0),
+            "population_db": n(rin, same),
+            "final_early": n(final, j.c.outcome == "early"),
+            "final_on_time": n(final, j.c.outcome == "on_time"),
+            "final_overdue": n(final, j.c.outcome == "overdue"),
+            "final_withdrawn": n(final, j.c.outcome == "withdrawn"),
+            "final_unjudged": n(final, j.c.outcome == "unjudged"),
+            "final_paper": n(final, paper),
+            "final_paper_file": n(final, paper, has_file),
+        }
+        if tuple(exprs) != AGGREGATE_FIELDS:  # pragma: no cover - a programming error
+            raise AssertionError("indicator_aggregates must compute AGGREGATE_FIELDS")
+        cols += [e.label(f"p{i}_{k}") for k, e in exprs.items()]
+    earliest = min(start for start, _ in periods.values())
+    latest = max(end for _, end in periods.values())
+    joined = (
+        _final_join(basis)
+        .outerjoin(p, sa.and_(p.c.source_id == d.c.source_id, p.c.dossier_code == d.c.dossier_code))
+        .outerjoin(m, sa.and_(m.c.source_id == d.c.source_id, m.c.dossier_code == d.c.dossier_code))
+    )
+    q = (
+        sa.select(d.c.agency_code, *cols)
+        .select_from(joined)
+        .where(
+            d.c.source_id == source_id, d.c.quality_status != "quarantined", ref >= earliest, ref <= latest
+        )
+        .group_by(d.c.agency_code)
+    )
+    out: dict[Any, dict[str | None, dict[str, int]]] = {name: {} for name in names}
+    with _tx(bind) as conn:
+        for row in conn.execute(q).mappings():
+            for i, name in enumerate(names):
+                out[name][row["agency_code"]] = {k: int(row[f"p{i}_{k}"] or 0) for k in AGGREGATE_FIELDS}
     return out
 
 

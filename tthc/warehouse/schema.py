@@ -442,6 +442,26 @@ sa.Index(
     None, dossier_outcomes.c.period_type, dossier_outcomes.c.period_start, dossier_outcomes.c.province_code
 )
 
+#: How ``final_judgements`` stores an outcome (``tthc.indicators.FINAL_OUTCOMES`` and UNJUDGED).
+FINAL_OUTCOME_VALUES = ("early", "on_time", "overdue", "withdrawn", "unjudged")
+
+# 0010: the on-time judgement of a dossier whose outcome can no longer change (ended, judged as of
+# a time after its end), per dossier version and judging settings (``basis``), written by the
+# nightly indicators stage so that next nights count it in SQL instead of judging it again.
+# A new version of the dossier does not match the stored one and is judged again. Codes only.
+final_judgements = sa.Table(
+    "final_judgements",
+    metadata,
+    sa.Column("source_id", SOURCE, primary_key=True),
+    sa.Column("dossier_code", CODE, primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("basis", sa.String(16), nullable=False),
+    sa.Column("outcome", STATUS, nullable=False),
+    sa.Column("ended_at", sa.DateTime()),  # the end time the judgement used (None: none needed)
+    sa.Column("judged_at", sa.DateTime(), nullable=False),
+    _check_in("outcome", FINAL_OUTCOME_VALUES, "outcome"),
+)
+
 #: Kinds of e-mail tthc.notify records (checked in Python, not by a constraint: new kinds need no
 #: migration).
 NOTIFICATION_KINDS = ("agency_quality", "engineer_digest", "late_alert")
