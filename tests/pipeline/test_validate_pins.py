@@ -144,21 +144,26 @@ def _dossier(seed: int = 9):
 
 def test_sub_second_times_and_other_codes_are_not_pinned():
     d = _dossier()
-    raw = render_igate(d)
     h = d.content_hash()
-
-    def code_of(r):
-        return r.get("code")
-
-    assert mapping_pins([raw], [d], [h], code_of) == [(h, d.updated_at)]
+    code = d.dossier_code
+    assert mapping_pins([code], [d], [h]) == [(h, d.updated_at)]
     sub = dataclasses.replace(d, received_at=d.received_at.replace(microsecond=5))
-    assert mapping_pins([raw], [sub], [sub.content_hash()], code_of) == [(None, None)]
+    assert mapping_pins([code], [sub], [sub.content_hash()]) == [(None, None)]
     # a sub-second update time is kept exactly: pinned
     upd = dataclasses.replace(d, updated_at=d.updated_at.replace(microsecond=7))
-    assert mapping_pins([raw], [upd], [h], code_of) == [(h, upd.updated_at)]
+    assert mapping_pins([code], [upd], [h]) == [(h, upd.updated_at)]
     other = dataclasses.replace(d, dossier_code=d.dossier_code + "X")
-    assert mapping_pins([raw], [other], [other.content_hash()], code_of) == [(None, None)]
-    assert mapping_pins([{}], [d], [h], lambda r: r["code"]) == [(None, None)]  # code unreadable
+    assert mapping_pins([code], [other], [other.content_hash()]) == [(None, None)]
+    assert mapping_pins([None], [d], [h]) == [(None, None)]  # the record's code was unreadable
+
+
+def _store(engine, run_id: str, d) -> None:
+    """Store the igate record of ``d`` as the extract does: with what its mapping gives."""
+    raw = render_igate(d)
+    code = repo.code_or_none(lambda r: r.get("code"), raw)
+    [pin] = mapping_pins([code], [d], [d.content_hash()])
+    assert pin[0] is not None
+    repo.store_raw(engine, SOURCE, run_id, [repo.RawRow(*repo.raw_identity(raw), code, *pin)])
 
 
 def test_pinned_stale_record_is_dropped_and_pinned_current_one_keeps_its_update_time(tmp_path):
@@ -168,10 +173,7 @@ def test_pinned_stale_record_is_dropped_and_pinned_current_one_keeps_its_update_
     newer = dataclasses.replace(good, updated_at=good.updated_at + timedelta(days=1), status=10)
     stale_bad = dataclasses.replace(good, applicant_id_number="12345")  # older, and broken
     repo.upsert_dossiers(engine, [newer], "r0")
-    raw = render_igate(stale_bad)
-    pins = mapping_pins([raw], [stale_bad], [stale_bad.content_hash()], lambda r: r.get("code"))
-    assert pins[0][0] is not None
-    repo.record_raw(engine, SOURCE, "r1", [raw], code_of=lambda r: r.get("code"), mapped=pins)
+    _store(engine, "r1", stale_bad)
     counts = validate(_ctx(engine, SOURCE, "r1", newer.updated_at))
     assert counts["records_in"] == 0 and counts["quarantined"] == 0
     assert repo.held_codes(engine, SOURCE) == set()
@@ -179,9 +181,7 @@ def test_pinned_stale_record_is_dropped_and_pinned_current_one_keeps_its_update_
     # the same content re-read with an earlier update time than the stored one: validated with
     # the record's update time, as mapping it gives
     again = dataclasses.replace(newer, updated_at=newer.updated_at - timedelta(hours=1))
-    raw2 = render_igate(again)
-    pins2 = mapping_pins([raw2], [again], [again.content_hash()], lambda r: r.get("code"))
-    repo.record_raw(engine, SOURCE, "r2", [raw2], code_of=lambda r: r.get("code"), mapped=pins2)
+    _store(engine, "r2", again)
     ctx = _ctx(engine, SOURCE, "r2", newer.updated_at)
     got, _ = _dossiers_of_run(ctx)
     want, _ = _dossiers_of_run(ctx, use_pins=False)

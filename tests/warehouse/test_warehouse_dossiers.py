@@ -50,8 +50,8 @@ def test_raw_of_run_keeps_pull_order_pins_and_reads_payloads_by_id(engine):
     ]
     ids = [repo.raw_identity(r) for r in recs]
     assert repo.known_raw(engine, "SRC1", [h for _, h in ids]) == set()
-    n = repo.record_raw(engine, "SRC1", "run1", recs, lambda r: r["code"], mapped=pins, identities=ids)
-    assert n == 300
+    rows = [repo.RawRow(*ident, r["code"], *pin) for r, ident, pin in zip(recs, ids, pins, strict=True)]
+    assert repo.store_raw(engine, "SRC1", "run1", rows + rows[:7]) == 300  # each record kept once
     repo.record_raw(engine, "SRC1", "run2", [{"code": "X"}], lambda r: r["code"])  # another run
     rows = repo.raw_of_run(engine, "SRC1", "run1")
     assert [r.dossier_code for r in rows] == [r["code"] for r in recs]

@@ -15,7 +15,7 @@ dossier), so validation can take a record that maps to the stored current versio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,21 +48,18 @@ def extract(ctx: StageContext) -> dict[str, Any]:
         with ctx.engine.begin() as conn:
             known = repo.known_raw(conn, src.source_id, [h for _, h in identities])
     new = _first_unseen([h for _, h in identities], known)
-    raw = [pulled[i] for i in new]
-    dossiers = [reader.to_dossier(r) for r in raw]
+    n_pulled = len(pulled)
+    dossiers = [reader.to_dossier(pulled[i]) for i in new]
+    codes = [repo.code_or_none(reader.code_of, pulled[i]) for i in new]
+    del pulled  # the records live on as their stored text (identities): a night's dicts can go
     prepared = repo.prepare_dossiers(dossiers)  # each dossier serialised and hashed once
-    pins = mapping_pins(raw, dossiers, [h for _, _, h in prepared], reader.code_of)
+    pins = mapping_pins(codes, dossiers, [h for _, _, h in prepared])
+    raw_rows = [repo.RawRow(*identities[i], codes[k], *pins[k]) for k, i in enumerate(new)]
+    del identities
     latest = _latest_per_key(dossiers)
     with ctx.engine.begin() as conn:
-        stored = repo.record_raw(
-            conn,
-            src.source_id,
-            ctx.run_id,
-            raw,
-            code_of=reader.code_of,
-            mapped=pins,
-            identities=[identities[i] for i in new],
-        )
+        stored = repo.store_raw(conn, src.source_id, ctx.run_id, raw_rows)
+        del raw_rows
         res = repo.upsert_dossiers(
             conn, [dossiers[i] for i in latest], ctx.run_id, prepared=[prepared[i] for i in latest]
         )
@@ -71,10 +68,10 @@ def extract(ctx: StageContext) -> dict[str, Any]:
         if watermark is None or ctx.window_end > watermark:  # never moves backwards (backfills)
             repo.set_watermark(conn, src.source_id, ctx.window_end, ctx.run_id)
     return {
-        "records_in": len(pulled),
+        "records_in": n_pulled,
         "records_out": res.inserted + res.updated,
         "raw_new": stored,
-        "raw_known": len(pulled) - len(new),  # stored before (or twice in the pull): not mapped
+        "raw_known": n_pulled - len(new),  # stored before (or twice in the pull): not mapped
         "inserted": res.inserted,
         "updated": res.updated,
         "unchanged": res.unchanged,
@@ -110,13 +107,11 @@ def _latest_per_key(dossiers: list) -> list[int]:
 
 
 def mapping_pins(
-    raw: Sequence[Mapping[str, Any]],
-    dossiers: Sequence[Dossier],
-    hashes: Sequence[str],
-    code_of: Callable[[Mapping[str, Any]], Any],
+    codes: Sequence[str | None], dossiers: Sequence[Dossier], hashes: Sequence[str]
 ) -> list[tuple[str | None, datetime | None]]:
-    """Per raw record, ``(content hash, updated_at)`` of the dossier it maps to when that pins the
-    dossier exactly, else ``(None, None)`` (validation then maps the record again).
+    """Per raw record (stored under ``codes``), ``(content hash, updated_at)`` of the dossier it
+    maps to when that pins the dossier exactly, else ``(None, None)`` (validation then maps the
+    record again).
 
     A stored dossier with the same content hash equals the mapping except, possibly, in what the
     hash does not see: ``updated_at`` (kept here) and sub-second parts of timestamps (the hash
@@ -125,12 +120,8 @@ def mapping_pins(
     dossier by that code).
     """
     out: list[tuple[str | None, datetime | None]] = []
-    for rec, d, h in zip(raw, dossiers, hashes, strict=True):
-        try:
-            code = code_of(rec)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            code = None
-        exact = code is not None and str(code) == d.dossier_code and _whole_seconds(d)
+    for code, d, h in zip(codes, dossiers, hashes, strict=True):
+        exact = code is not None and code == d.dossier_code and _whole_seconds(d)
         out.append((h, d.updated_at) if exact else (None, None))
     return out
 

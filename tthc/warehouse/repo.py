@@ -8,10 +8,11 @@ transaction; the caller commits). Writes go in chunks of ``executemany`` / diale
 reproducible tests and back-fills.
 
 Raw records
-    ``record_raw(bind, source_id, run_id, records, code_of, *, mapped=None, identities=None, now=None)``
+    ``record_raw(bind, source_id, run_id, records, code_of, *, now=None) -> int``
         Store pulled records verbatim (canonical JSON); a record already stored for the source
-        (same ``record_hash``) is skipped. Returns how many rows were new. ``mapped``: per record,
-        the content hash and ``updated_at`` of the dossier it maps to (or ``None``s).
+        (same ``record_hash``) is skipped. Returns how many rows were new.
+    ``store_raw(bind, source_id, run_id, rows: Iterable[RawRow], *, now=None) -> int``
+        The same for records already encoded, with what their mapping gave (``mapped_*``).
     ``raw_identity(record) -> (text, record_hash)`` / ``known_raw(bind, source_id, hashes) -> set``
         How a record is stored and keyed; which of some keys are stored already.
     ``raw_of_run(bind, source_id, run_id) -> list[RawOfRun]`` / ``raw_payloads(bind, ids)``
@@ -143,6 +144,7 @@ __all__ = [
     "CACHE_NOT_FOUND",
     "DossierState",
     "RawOfRun",
+    "RawRow",
     "UpsertResult",
     "audit_lookup",
     "cache_get",
@@ -150,6 +152,7 @@ __all__ = [
     "cache_put",
     "changed_since",
     "clear_publish_failures",
+    "code_or_none",
     "codes_where",
     "dossier_states",
     "finish_stage",
@@ -196,6 +199,7 @@ __all__ = [
     "set_quality_status",
     "set_watermark",
     "start_stage",
+    "store_raw",
     "upsert_dossiers",
 ]
 
@@ -303,6 +307,29 @@ def _in_chunks(
 # ---- raw records ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One pulled record as :func:`store_raw` keeps it: its text (canonical JSON), record hash,
+    dossier code, and what its mapping gave (content hash and ``updated_at`` of the dossier; None
+    when not known exactly)."""
+
+    payload: str
+    record_hash: str
+    dossier_code: str | None
+    mapped_hash: str | None = None
+    mapped_updated_at: datetime | None = None
+
+
+def code_or_none(code_of: Callable[[Mapping[str, Any]], Any], record: Mapping[str, Any]) -> str | None:
+    """``code_of(record)`` as text, or None when the record's code cannot be read (KeyError,
+    TypeError, ValueError, AttributeError): such a record is still stored, with no code."""
+    try:
+        code = code_of(record)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return None if code is None else str(code)
+
+
 def record_raw(
     bind: Bind,
     source_id: str,
@@ -310,41 +337,36 @@ def record_raw(
     records: Iterable[Mapping[str, Any]],
     code_of: Callable[[Mapping[str, Any]], str | None],
     *,
-    mapped: Sequence[tuple[str | None, datetime | None]] | None = None,
-    identities: Sequence[tuple[str, str]] | None = None,
     now: datetime | None = None,
 ) -> int:
     """Store pulled records verbatim; returns how many were new (duplicates are ignored).
+    ``code_of(record)`` extracts the dossier code (see :func:`code_or_none`)."""
+    rows = []
+    for rec in records:
+        text, digest = raw_identity(rec)
+        rows.append(RawRow(text, digest, code_or_none(code_of, rec)))
+    return store_raw(bind, source_id, run_id, rows, now=now)
 
-    ``code_of(record)`` extracts the dossier code; a record it cannot read (KeyError, TypeError,
-    ValueError, AttributeError) is still stored, with no code. ``mapped`` (aligned with
-    ``records``): ``(Dossier.content_hash(), updated_at)`` of the dossier the record maps to, kept
-    as ``mapped_hash`` / ``mapped_updated_at`` (``(None, None)``: not known exactly).
-    ``identities``: :func:`raw_identity` of each record, if the caller has them.
-    """
+
+def store_raw(
+    bind: Bind, source_id: str, run_id: str, records: Iterable[RawRow], *, now: datetime | None = None
+) -> int:
+    """Store records already encoded (:class:`RawRow`); returns how many were new. A record
+    stored before for the source (same ``record_hash``), or twice in ``records``, is kept once."""
     now = now or vn_now()
-    records = list(records)
-    for name, given in (("mapped", mapped), ("identities", identities)):
-        if given is not None and len(given) != len(records):
-            raise ValueError(f"{name} must have one entry per record")
     rows: dict[str, dict[str, Any]] = {}
-    for i, rec in enumerate(records):
-        payload, digest = identities[i] if identities is not None else raw_identity(rec)
-        if digest in rows:
+    for r in records:
+        if r.record_hash in rows:
             continue
-        try:
-            code = code_of(rec)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            code = None
-        rows[digest] = {
+        rows[r.record_hash] = {
             "source_id": source_id,
             "run_id": run_id,
-            "dossier_code": None if code is None else str(code),
-            "record_hash": digest,
-            "payload": payload,
+            "dossier_code": r.dossier_code,
+            "record_hash": r.record_hash,
+            "payload": r.payload,
             "pulled_at": now,
-            "mapped_hash": mapped[i][0] if mapped is not None else None,
-            "mapped_updated_at": mapped[i][1] if mapped is not None else None,
+            "mapped_hash": r.mapped_hash,
+            "mapped_updated_at": r.mapped_updated_at,
         }
     if not rows:
         return 0
