@@ -217,6 +217,7 @@ def run_source_full(source_id: str, run_id: str, window_end: datetime) -> dict[s
         out["stages"][stage] = {
             "seconds": time.perf_counter() - t0,
             "cpu": time.process_time() - c0,  # this worker's own CPU: less moved by a busy machine
+            "rss_mb": _rss_mb(),  # the worker's peak so far: the stage that first reaches it holds it
             "records": int(counts.get("records_in", 0) or 0),
             "out": int(counts.get("records_out", 0) or 0),
             "changed": int(counts.get("inserted", 0) or 0) + int(counts.get("updated", 0) or 0),
@@ -300,12 +301,20 @@ def run_phase(
             stages[st]["records"] += v["records"]
             stages[st]["changed"] += v["changed"]
     rss: dict[int, float] = {}
-    for r in results:
+    peak_at = ("", 0.0)  # (stage, MB): the stage in which the highest worker peak was reached
+    for r in results:  # a worker's sources come in the order it ran them (chunks of one, in order)
+        for st, v in r["stages"].items():
+            mb = v.get("rss_mb", 0.0)
+            if mb > rss.get(r["pid"], 0.0):  # ru_maxrss only grows: this stage raised it
+                rss[r["pid"]] = mb
+                if mb > peak_at[1]:
+                    peak_at = (f"{st} of {r['source_id']}", mb)
         rss[r["pid"]] = max(rss.get(r["pid"], 0.0), r["rss_mb"])
     return {
         "wall": wall,
         "stages": dict(stages),
         "worker_peak_mb": max(rss.values()),
+        "worker_peak_stage": peak_at[0],
         "worker_cpu": sum(r["cpu"] for r in results),
         "sandbox_cpu": sandbox_cpu,
         "database_cpu": database_cpu,
@@ -377,7 +386,9 @@ def advance_until_changed(state: dict[str, Any], start: datetime, share: float) 
 
 def fmt_phase(name: str, p: dict[str, Any]) -> list[str]:
     lines = [
-        f"{name}: wall {p['wall']:.1f} s; worker peak RSS {p['worker_peak_mb']:.0f} MB; CPU: product "
+        f"{name}: wall {p['wall']:.1f} s; worker peak RSS {p['worker_peak_mb']:.0f} MB"
+        + (f" (reached in {p['worker_peak_stage']})" if p.get("worker_peak_stage") else "")
+        + "; CPU: product "
         f"{p['worker_cpu']:.0f} s, simulators {p['sandbox_cpu']:.0f} s, PostgreSQL "
         + ("not measured" if p.get("database_cpu") is None else f"{p['database_cpu']:.0f} s")
         + " (stage times below include waiting)"
