@@ -94,18 +94,36 @@ def test_bulk_upsert_semantics_on_conflict(pg):
         dataclasses.replace(d, status=5, updated_at=d.updated_at + timedelta(days=1)) if i % 2 else d
         for i, d in enumerate(dossiers)
     ]
+    # and as many new dossiers in the same batch (COPY'd straight in, beside the merged updates)
+    fresh = [dataclasses.replace(d, dossier_code=d.dossier_code + "N") for d in dossiers]
     with pg.begin() as conn:
-        res = repo.upsert_dossiers(conn, changed, "r2")
+        res = repo.upsert_dossiers(conn, changed + fresh, "r2")
         raw = [{"code": d.dossier_code} for d in dossiers]
         first = repo.record_raw(conn, "S", "r2", raw, code_of=lambda r: r["code"])
         again = repo.record_raw(conn, "S", "r3", raw, code_of=lambda r: r["code"])
-    assert (res.updated, res.unchanged, res.inserted) == (N // 2, N - N // 2, 0)
+    assert (res.updated, res.unchanged, res.inserted) == (N // 2, N - N // 2, N)
     assert (first, again) == (N, 0)
     with pg.connect() as conn:
         versions = dict(conn.execute(sa.select(s.dossiers.c.dossier_code, s.dossiers.c.version)).all())
         n_hist = conn.execute(sa.select(sa.func.count()).select_from(s.dossier_history)).scalar()
     assert sorted(set(versions.values())) == [1, 2]
-    assert n_hist == N + N // 2
+    assert sum(1 for v in versions.values() if v == 1) == N + N - N // 2
+    assert n_hist == 2 * N + N // 2
+    assert {d.dossier_code: d for d in repo.load_dossiers(pg, "SRC1", [fresh[3].dossier_code])} == {
+        fresh[3].dossier_code: fresh[3]
+    }
+
+
+def test_copy_insert_refuses_a_key_that_exists(pg):
+    dossiers = _dossiers(N)
+    with pg.begin() as conn:
+        repo.upsert_dossiers(conn, dossiers, "r1")
+    import psycopg
+
+    with pg.connect() as conn:
+        stored = dict(conn.execute(sa.select(s.dossiers).limit(1)).mappings().one())
+    with pytest.raises(psycopg.errors.UniqueViolation), pg.begin() as conn:  # not merged: refused
+        bulk.copy_insert(conn, s.dossiers, [stored])
 
 
 def test_copy_upsert_keeps_last_row_per_key_like_sequential_upserts(pg):

@@ -609,6 +609,11 @@ def upsert_dossiers(
         if writes:
             keys = ("source_id", "dossier_code")
             update_cols = [c for c in writes[0] if c not in keys and c != "first_seen_run"]
+            # keys not stored (read above, in this transaction; one writer per source): plain COPY
+            new = [w for w in writes if w["version"] == 1]
+            if bulk.usable(conn, len(new)):
+                bulk.copy_insert(conn, t, new)
+                writes = [w for w in writes if w["version"] != 1]
             _upsert(conn, t, writes, keys, update=update_cols)
             hist_keys = ["source_id", "dossier_code", "version"]
             if bulk.usable(conn, len(history)):
