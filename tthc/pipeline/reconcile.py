@@ -103,7 +103,7 @@ def reconcile(ctx: StageContext) -> dict[str, Any]:
             {
                 "source_id": sid,
                 "dossier_code": d.dossier_code,
-                "id_hash": key_hash(n, length=32) if n else None,
+                "id_hash": hashes.get(n) or (key_hash(n, length=32) if n else None),  # hashed once
                 "match_class": cls,
                 "name_score": res.name_score,
                 "birth_date_ok": res.birth_date_ok,
