@@ -265,3 +265,35 @@ def test_bulk_load_and_rerun(engine):
     res = repo.upsert_dossiers(engine, batch, "run3")
     assert (res.changed, res.unchanged) == (0, 3000)
     assert len(repo.changed_since(engine, "SRC1", "run2")) == 1000
+
+
+def test_status_versions_equal_what_the_full_history_gives(engine):
+    from tthc.progress import StatusVersion
+
+    # 250 dossiers (the bulk path on PostgreSQL), three versions for some: statuses and dates move
+    base = [make_dossier(f"H12.{i:04d}", updated_at=BASE + timedelta(minutes=i)) for i in range(250)]
+    repo.upsert_dossiers(engine, base, "r1")
+    second = [
+        make_dossier(
+            d.dossier_code,
+            status=9,
+            finished_at=BASE + timedelta(days=3, microseconds=250),
+            updated_at=d.updated_at + timedelta(days=3),
+        )
+        for d in base[::3]
+    ]
+    repo.upsert_dossiers(engine, second, "r2")
+    third = [
+        make_dossier(d.dossier_code, status=None, updated_at=d.updated_at + timedelta(days=4))
+        for d in second[::2]
+    ]
+    repo.upsert_dossiers(engine, third, "r3")
+    codes = [d.dossier_code for d in base[:40]]
+    for wanted in (codes, None):
+        full = repo.load_histories(engine, "SRC1", wanted)
+        narrow = repo.load_status_versions(engine, "SRC1", wanted)
+        assert set(narrow) == set(full)
+        for code, rows in full.items():
+            assert [v.status for v in narrow[code]] == [StatusVersion.from_history(r) for r in rows]
+            assert [v.content_hash for v in narrow[code]] == [r["content_hash"] for r in rows]
+    assert max(len(v) for v in narrow.values()) == 3

@@ -146,6 +146,7 @@ __all__ = [
     "RawOfRun",
     "RawRow",
     "UpsertResult",
+    "VersionStatus",
     "audit_lookup",
     "cache_get",
     "cache_purge",
@@ -168,6 +169,7 @@ __all__ = [
     "load_history",
     "load_indicators",
     "load_matches",
+    "load_status_versions",
     "mark_publish_failed",
     "mark_published",
     "outbox_discard",
@@ -302,6 +304,17 @@ def _in_chunks(
         return
     for cond in _members(conn, column, values):
         yield from conn.execute(stmt.where(cond)).mappings()
+
+
+def _tuples_in_chunks(
+    conn: Connection, stmt: sa.Select, column: sa.ColumnElement, values: Iterable[Any] | None
+) -> Iterator[sa.Row]:
+    """:func:`_in_chunks` yielding rows (tuples), not mappings."""
+    if values is None:
+        yield from conn.execute(stmt)
+        return
+    for cond in _members(conn, column, values):
+        yield from conn.execute(stmt.where(cond))
 
 
 # ---- raw records ---------------------------------------------------------------------------------
@@ -1650,6 +1663,48 @@ def load_histories(
             out.setdefault(m["dossier_code"], []).append(row)
     for rows in out.values():
         rows.sort(key=lambda r: r["version"])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class VersionStatus:
+    """One stored version as the progress entries see it (:func:`load_status_versions`)."""
+
+    status: Any  # tthc.progress.StatusVersion
+    content_hash: str
+
+
+def load_status_versions(
+    bind: Bind, source_id: str, codes: Iterable[str] | None = None
+) -> dict[str, list[VersionStatus]]:
+    """Per dossier, every stored version's ``tthc.progress.StatusVersion`` (status and dates) and
+    content hash, oldest first: what :func:`tthc.progress.progress_entries` derives entries from.
+    Equal to ``StatusVersion.from_history`` of :func:`load_histories`' rows (tested), without
+    building each version's whole dossier (a night's first publish reads every version)."""
+    from tthc.progress import StatusVersion
+
+    h = s.dossier_history
+    q = sa.select(
+        h.c.dossier_code, h.c.version, h.c.content_hash, h.c.updated_at, h.c.loaded_at, h.c.payload
+    ).where(h.c.source_id == source_id)
+    out: dict[str, list[VersionStatus]] = {}
+    with _tx(bind) as conn:
+        for code, version, content_hash, updated_at, loaded_at, p in _tuples_in_chunks(
+            conn, q, h.c.dossier_code, codes
+        ):
+            sv = StatusVersion(
+                version=int(version),
+                status=p.get("status"),
+                updated_at=updated_at,
+                loaded_at=loaded_at,
+                received_at=_dt(p.get("received_at")),
+                due_at=_dt(p.get("due_at")),
+                finished_at=_dt(p.get("finished_at")),
+                returned_at=_dt(p.get("returned_at")),
+            )
+            out.setdefault(code, []).append(VersionStatus(sv, content_hash))
+    for rows in out.values():
+        rows.sort(key=lambda r: r.status.version)
     return out
 
 
