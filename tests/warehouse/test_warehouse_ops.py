@@ -353,6 +353,24 @@ def test_outbox_items_take_known_payloads_and_read_the_others(engine):
 # ---- indicators ---------------------------------------------------------------------------------
 
 
+def test_load_versions_reads_just_the_versions_asked_for(engine):
+    """``{code: version}`` → that version of each dossier from dossier_history (not the latest);
+    a version not stored is left out."""
+    a1, b1 = make_dossier("A", status=2), make_dossier("B", status=2)
+    repo.upsert_dossiers(engine, [a1, b1], "run1")
+    a2 = make_dossier("A", status=4, updated_at=BASE + timedelta(days=1))
+    a3 = make_dossier("A", status=5, updated_at=BASE + timedelta(days=2))
+    repo.upsert_dossiers(engine, [a2], "run2")
+    repo.upsert_dossiers(engine, [a3], "run3")
+    got = repo.load_versions(engine, "SRC1", {"A": 2, "B": 1, "C": 1})
+    assert got == {"A": a2, "B": b1}
+    assert repo.load_versions(engine, "SRC1", {"A": 1, "B": 2}) == {"A": a1}
+    assert repo.load_versions(engine, "SRC1", {}) == {}
+
+
+# ---- indicators ---------------------------------------------------------------------------------
+
+
 def test_indicators_upsert(engine):
     row = {
         "period_type": "month",

@@ -79,7 +79,8 @@ Publishing
     max_attempts=None, limit=None) -> list[dict]``
     ``outbox_mark(bind, keys, status, *, error=None, now=None) -> int``
     Helpers of the publish stage (tthc.pipeline.publish): ``load_histories(bind, source_id,
-    codes=None) -> dict[code, list[dict]]``, ``outbox_items(bind, source_id, *, codes, kinds,
+    codes=None) -> dict[code, list[dict]]``, ``load_versions(bind, source_id, {code: version})
+    -> dict[code, Dossier]`` (just those versions), ``outbox_items(bind, source_id, *, codes, kinds,
     statuses, known_payloads)``, ``outbox_settle(bind, keys, status, *, error=None, count_attempt=False)``,
     ``outbox_requeue(bind, {key: dossier_version})`` (re-arm confirmed messages),
     ``outbox_discard(bind, keys)``, ``set_published_versions(bind, source_id, {code: (version,
@@ -155,6 +156,7 @@ __all__ = [
     "load_history",
     "load_indicators",
     "load_matches",
+    "load_versions",
     "mark_publish_failed",
     "mark_published",
     "outbox_discard",
@@ -1395,6 +1397,30 @@ def load_histories(
             out.setdefault(m["dossier_code"], []).append(row)
     for rows in out.values():
         rows.sort(key=lambda r: r["version"])
+    return out
+
+
+def load_versions(bind: Bind, source_id: str, versions: Mapping[str, int]) -> dict[str, Dossier]:
+    """Given versions of some dossiers (``{code: version}``, from ``dossier_history``) as
+    :class:`Dossier` objects: ``{code: dossier}``; a version not stored is left out.
+
+    Reads just those rows (one query per distinct version and chunk of codes, on the unique key
+    ``(source_id, dossier_code, version)``), not the dossiers' whole histories: what the publish
+    stage derives the payload of an outbox message, or of the published version, from."""
+    h = s.dossier_history
+    by_version: dict[int, list[str]] = {}
+    for code, version in versions.items():
+        by_version.setdefault(int(version), []).append(code)
+    out: dict[str, Dossier] = {}
+    with _tx(bind) as conn:
+        for version, codes in sorted(by_version.items()):
+            q = sa.select(h.c.dossier_code, h.c.payload, h.c.updated_at).where(
+                h.c.source_id == source_id, h.c.version == version
+            )
+            for m in _in_chunks(conn, q, h.c.dossier_code, codes):
+                payload = dict(m["payload"])
+                payload["updated_at"] = m["updated_at"]
+                out[m["dossier_code"]] = Dossier.from_dict(payload)
     return out
 
 
