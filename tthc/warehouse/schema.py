@@ -359,7 +359,9 @@ publish_outbox = sa.Table(
     sa.Column("dossier_code", CODE, nullable=False),
     sa.Column("kind", STATUS, nullable=False),
     sa.Column("content_hash", HASH, nullable=False),
-    sa.Column("payload", JSONText(), nullable=False),
+    # A progress entry as sent. NULL for dossier messages (0010): their payload is derived from
+    # dossier_history at dossier_version and checked against content_hash (the payload hash).
+    sa.Column("payload", JSONText()),
     sa.Column("status", STATUS, nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("last_error", sa.Text()),
