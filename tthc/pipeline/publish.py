@@ -532,32 +532,25 @@ def send(
     # -- progress: once the portal holds the version, in version order ----------------------------
     progress = [i for i in items if i["kind"] == "progress"]
     with ctx.engine.begin() as conn:
-        pcodes = sorted({i["dossier_code"] for i in progress})
-        pstates = repo.publish_states(conn, sid, pcodes)
+        pstates = repo.publish_states(conn, sid, sorted({i["dossier_code"] for i in progress}))
+
+        def held(i: dict[str, Any]) -> bool:  # the portal holds the version the entry belongs to
+            on_portal = (pstates.get(i["dossier_code"]) or {}).get("published_version")
+            return on_portal is not None and (i["dossier_version"] or 0) <= on_portal
+
+        ready = [i for i in progress if held(i)]
+        rcodes = sorted({i["dossier_code"] for i in ready})  # the others wait: no agency needed
         # madonvi of a progress call: the agency the portal holds the dossier under (the last
         # payload it accepted), else the dossier's current agency
-        agencies = repo.agencies_where(conn, sid, codes=pcodes)
+        agencies = repo.agencies_where(conn, sid, codes=rcodes)
         # Confirmed by this run: the current version, so the dossier's current agency. Confirmed
         # by an earlier run: the agency of the payload of the version the portal holds (derived
         # from dossier_history; the dossier may have moved since).
-        held_versions = {
-            c: v
-            for c in pcodes
-            if c not in confirmed_now and (v := (pstates.get(c) or {}).get("published_version")) is not None
-        }
+        held_versions = {c: pstates[c]["published_version"] for c in rcodes if c not in confirmed_now}
         for c, d in repo.load_versions(conn, sid, held_versions).items():
             if agency := to_portal_payload(d).get("DonViXuLy"):
                 agencies[c] = agency
-    eligible = []
-    for i in progress:
-        st = pstates.get(i["dossier_code"])
-        on_portal = st.get("published_version") if st else None
-        if (
-            on_portal is not None
-            and (i["dossier_version"] or 0) <= on_portal
-            and agencies.get(i["dossier_code"])
-        ):
-            eligible.append(i)
+    eligible = [i for i in ready if agencies.get(i["dossier_code"])]
     eligible.sort(key=lambda i: (i["dossier_code"], i["dossier_version"] or 0, i["created_at"]))
     counts["progress_waiting"] = len(progress) - len(eligible)
     unknown = {i["outbox_key"] for i in eligible if i["status"] == "sent"}
