@@ -80,10 +80,12 @@ from tthc.privacy import mask_id, mask_name
 #: Warehouse tables that hold personal data by design (the dossier as pulled and published, and the
 #: population-database answers, cached under a keyed hash). Not scanned.
 PERSONAL_DATA_TABLES: tuple[str, ...] = ("raw_records", "dossiers", "dossier_history", "lookup_cache")
-#: Columns of otherwise scanned tables that hold personal data by design: the outbox keeps the very
-#: message sent to the national portal (``DongBoHoSoMC``: applicant name and ID number) to resend it
-#: after an ambiguous failure and to verify the portal against it.
-PERSONAL_DATA_COLUMNS: dict[str, tuple[str, ...]] = {"publish_outbox": ("payload",)}
+#: Columns of otherwise scanned tables that hold personal data by design: none. The outbox used to
+#: keep a copy of each ``DongBoHoSoMC`` message (applicant name and ID number); since migration 0012
+#: a dossier message's payload is derived from ``dossier_history`` when needed, and the outbox's
+#: ``payload`` column holds progress entries only (codes, roles, dates), so it is scanned like the
+#: rest: a dossier payload found there is a leak.
+PERSONAL_DATA_COLUMNS: dict[str, tuple[str, ...]] = {}
 #: Folders Great Expectations writes Data Docs and other files into when configured to.
 DATA_DOCS_DIR_NAMES: tuple[str, ...] = ("data_docs", "uncommitted", "gx", "great_expectations")
 #: File kinds that are not text and not searched (images, databases: databases are SQL targets).

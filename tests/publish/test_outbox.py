@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from connectors.portal import PublishResult, progress_identity, to_portal_payload
 from tthc.model import Dossier
 from tthc.pipeline.context import StageContext
-from tthc.pipeline.publish import payload_hash, publish, queue
+from tthc.pipeline.publish import payload_hash, publish, queue, send, verify
 from tthc.registry import SourceConfig, cached_registry
 from tthc.settings import Settings
 from tthc.warehouse import db, repo
@@ -234,7 +234,9 @@ def test_keys_are_deterministic_and_each_message_is_queued_once(engine):
     assert len(rows) == 4
     key = repo.outbox_key(SID, "A-1", "dossier", payload_hash(to_portal_payload(a)))
     row = next(r for r in rows if r["outbox_key"] == key)
-    assert row["payload"] == to_portal_payload(a) and row["dossier_version"] == 1
+    # the dossier message keeps no copy of the portal record (personal data): derived when needed
+    assert row["payload"] is None and row["dossier_version"] == 1
+    assert row["content_hash"] == payload_hash(to_portal_payload(a))
     prog = next(r for r in rows if r["kind"] == "progress" and r["dossier_code"] == "A-1")
     assert prog["outbox_key"] == repo.outbox_key(SID, "A-1", "progress", "A-1|v1|s2")
     assert prog["payload"]["NoiDungXuLy"] == "Tiếp nhận hồ sơ"
@@ -693,3 +695,201 @@ def test_published_versions_are_written_with_the_publication_or_refused_when_mix
             [{**row, "published_version": 2, "payload_hash": "p2"}, {**row, "dossier_code": "B-1"}],
         )
     assert states(engine)["A-1"]["published_version"] == 1 and "B-1" not in states(engine)
+
+
+# ---- dossier payloads derived from dossier_history (migration 0010) ---------------------------------
+
+
+class RecordingPortal(FakePortal):
+    """Keeps every dossier payload it was sent, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[dict[str, Any]] = []
+
+    def publish(self, payloads, *, madonvi=None):
+        self.sent.extend(dict(p) for p in payloads)
+        return super().publish(payloads, madonvi=madonvi)
+
+
+def _old_mapping(d: Dossier, **kw: Any) -> dict[str, Any]:
+    """What an earlier release's ``to_portal_payload`` gave: another sector code."""
+    return {**to_portal_payload(d, **kw), "MaLinhVuc": "G01"}
+
+
+def _raw_outbox(engine: sa.Engine) -> list[tuple[str, str, str | None]]:
+    """(kind, status, payload text) as stored, not through the JSON column type."""
+    with engine.connect() as c:
+        return [tuple(r) for r in c.exec_driver_sql("SELECT kind, status, payload FROM publish_outbox").all()]
+
+
+def test_dossier_messages_are_stored_without_their_payload(engine):
+    """The outbox keeps no copy of the portal record: dossier messages have a NULL payload (their
+    hash is the payload's), progress entries keep theirs, and no applicant value is in the table."""
+    night, portal = Night(engine), FakePortal()
+    a = dossier("A-1")
+    portal.fail["A-1"] = "retryable"  # one message stays open, one is confirmed (same batch)
+    night.load([a, dossier("B-1")])
+    night.publish(portal)
+    rows = _raw_outbox(engine)
+    assert Counter((k, st) for k, st, _ in rows) == {
+        ("dossier", "failed"): 1,
+        ("dossier", "confirmed"): 1,
+        ("progress", "pending"): 1,
+        ("progress", "confirmed"): 1,
+    }
+    assert [p for k, _, p in rows if k == "dossier"] == [None, None]
+    assert all(p and '"NoiDungXuLy"' in p for k, _, p in rows if k == "progress")
+    with engine.connect() as c:
+        everything = " ".join(
+            str(v) for r in c.exec_driver_sql("SELECT * FROM publish_outbox").all() for v in r
+        )
+    assert a.applicant_id_number not in everything and "Thuý" not in everything
+    msg = next(r for r in outbox(engine) if r["dossier_code"] == "A-1" and r["kind"] == "dossier")
+    assert msg["content_hash"] == payload_hash(to_portal_payload(a))
+    with pytest.raises(ValueError, match="without a payload"):
+        repo.outbox_put(engine, [{**msg, "payload": to_portal_payload(a)}])
+
+
+@pytest.mark.parametrize("mode", ["retryable", "ambiguous"])
+def test_a_message_queued_by_an_earlier_run_is_sent_with_the_payload_it_was_queued_with(engine, mode):
+    """Version 2 of A-1 is queued and its send fails (not applied, or applied with the answer
+    lost): the next run has no payload in memory and none in the outbox; it derives the payload
+    from dossier_history at the message's version (not version 1, not the latest run's reading)
+    and sends exactly what the release before 0010 stored."""
+    night, portal = Night(engine), RecordingPortal()
+    a1 = dossier("A-1")
+    night.load([a1])
+    night.publish(portal)
+    a2 = advance(replace(a1, fee=50_000), 4, 5)
+    portal.fail["A-1"] = mode
+    night.load([a2])
+    counts = night.publish(portal)
+    assert counts["dossiers_rederived"] == 0  # sent from memory by the run that queued it
+    msg = next(r for r in outbox(engine) if r["kind"] == "dossier" and r["status"] != "confirmed")
+    assert (msg["dossier_version"], msg["payload"]) == (2, None)
+    would_have_been_stored = to_portal_payload(a2)
+    assert msg["content_hash"] == payload_hash(would_have_been_stored)
+
+    del portal.fail["A-1"]
+    portal.sent.clear()
+    counts = night.publish(portal)  # queue finds the message queued already: nothing in memory
+    assert (counts["dossiers_rederived"], counts["dossiers_remapped"], counts["dossiers_sent"]) == (1, 0, 1)
+    assert portal.sent == [would_have_been_stored]
+    assert progress_identity(portal.records["A-1"]) == progress_identity(would_have_been_stored)
+    st = states(engine)["A-1"]
+    assert (st["published_version"], st["payload_hash"]) == (2, msg["content_hash"])
+    assert [e["TrangThai"] for e in portal.progress["A-1"]] == [2, 4]
+    assert counts["mismatches"] == 0 and counts["verify_in_sync"] == 1
+
+
+def test_send_alone_derives_payloads_without_known_payloads(engine):
+    """``send`` without the queue's payloads (another task, a retried one): every dossier message
+    is derived, and the portal gets the same records as from memory."""
+    night, portal = Night(engine), RecordingPortal()
+    ds = [dossier(f"A-{i}", agency=(AG1, AG2)[i % 2], fee=1000 * i) for i in range(5)]
+    night.load(ds)
+    queue(night.ctx())
+    counts = send(night.ctx(), portal)
+    assert (counts["dossiers_rederived"], counts["dossiers_sent"], counts["progress_sent"]) == (5, 5, 5)
+    assert sorted(portal.sent, key=lambda p: p["MaHoSo"]) == [to_portal_payload(d) for d in ds]
+
+
+@pytest.mark.parametrize("mode", ["retryable", "ambiguous"])
+def test_a_message_whose_payload_the_mapping_no_longer_gives_is_not_sent_and_the_dossier_is_queued_again(
+    engine, monkeypatch, mode
+):
+    """A message queued by a release whose mapping gave another payload: re-derived, its hash is not
+    the message's. It is not sent under that hash (neither content would be right): it is dropped,
+    the dossier stays a candidate, and the next queue step sends the current payload."""
+    night, portal = Night(engine), RecordingPortal()
+    a = dossier("A-1")
+    monkeypatch.setattr("connectors.portal.to_portal_payload", _old_mapping)
+    portal.fail["A-1"] = mode
+    night.load([a])
+    night.publish(portal)
+    (old,) = [r for r in outbox(engine) if r["kind"] == "dossier"]
+    assert old["content_hash"] == payload_hash(_old_mapping(a)) != payload_hash(to_portal_payload(a))
+    monkeypatch.undo()  # the new release
+    del portal.fail["A-1"]
+    portal.sent.clear()
+
+    counts = send(night.ctx(), portal)  # the send step alone: only the old message is open
+    assert (counts["dossiers_remapped"], counts["dossiers_rederived"], counts["dossiers_sent"]) == (1, 0, 0)
+    assert portal.sent == []
+    assert [r["outbox_key"] for r in outbox(engine) if r["kind"] == "dossier"] == []
+    assert states(engine)["A-1"]["status"] == "failed"  # not published: still a candidate
+    assert [d.dossier_code for d in repo.publish_candidates(engine, SID)] == ["A-1"]
+
+    counts = night.publish(portal)  # queued again with the current payload, sent from memory
+    assert (counts["dossiers_queued"], counts["dossiers_sent"], counts["dossiers_remapped"]) == (1, 1, 0)
+    assert portal.sent == [to_portal_payload(a)] and portal.records["A-1"] == to_portal_payload(a)
+    (new,) = [r for r in outbox(engine) if r["kind"] == "dossier"]
+    assert new["content_hash"] == payload_hash(to_portal_payload(a)) and new["status"] == "confirmed"
+    st = states(engine)["A-1"]
+    assert (st["status"], st["published_version"], st["payload_hash"]) == (
+        "published",
+        1,
+        new["content_hash"],
+    )
+    assert set(portal.counts("A-1").values()) == {1} and counts["verify_in_sync"] == 1
+
+
+def test_after_a_mapping_change_the_same_run_queues_and_sends_the_current_payload(engine, monkeypatch):
+    """The whole stage in one run: the queue step queues the current payload under its own key
+    (the dossier is a candidate), the send step drops the old message and sends the new one."""
+    night, portal = Night(engine), RecordingPortal()
+    a = dossier("A-1")
+    monkeypatch.setattr("connectors.portal.to_portal_payload", _old_mapping)
+    portal.fail["A-1"] = "retryable"
+    night.load([a])
+    night.publish(portal)
+    monkeypatch.undo()
+    del portal.fail["A-1"]
+    portal.sent.clear()
+    counts = night.publish(portal)
+    assert (counts["dossiers_queued"], counts["dossiers_remapped"], counts["dossiers_sent"]) == (1, 1, 1)
+    assert portal.sent == [to_portal_payload(a)]
+    assert [r["content_hash"] for r in outbox(engine) if r["kind"] == "dossier"] == [
+        payload_hash(to_portal_payload(a))
+    ]
+
+
+def test_verify_compares_the_portal_with_the_published_version_from_history(engine):
+    """The read-back's expected record is the payload of ``published_version`` in dossier_history
+    (no outbox copy): a dossier whose newer version did not reach the portal is compared with the
+    version the portal holds, not with its current content, and a changed record is found."""
+    night, portal = Night(engine), FakePortal()
+    a1, b = dossier("A-1"), dossier("B-1")
+    night.load([a1, b])
+    night.publish(portal)
+    assert all(r["payload"] is None for r in outbox(engine) if r["kind"] == "dossier")
+    portal.fail["A-1"] = "retryable"
+    night.load([advance(a1, 4, 5), b])  # version 2 is refused: the portal still holds version 1
+    counts = night.publish(portal)
+    assert states(engine)["A-1"]["published_version"] == 1
+    assert portal.records["A-1"] == to_portal_payload(a1)
+    assert (counts["verify_checked"], counts["verify_in_sync"], counts["mismatches"]) == (2, 1, 0)
+    assert counts["verify_unverified"] == 0  # A-1 checked against version 1: equal, not current
+    assert counts["verify_remapped"] == 0  # the derived payloads gave the recorded hashes
+
+    portal.records["A-1"]["NgayHenTra"] = "20261231170000"  # someone edits the record on the portal
+    counts = verify(night.ctx(), portal)
+    assert (counts["mismatches"], counts["verify_in_sync"], counts["verify_unverified"]) == (1, 1, 0)
+    assert states(engine)["A-1"]["published_hash"] is None  # sent again next run
+
+
+def test_verify_after_a_mapping_change_checks_the_recorded_payload_hash(engine, monkeypatch):
+    """Published by a release with another mapping: the derived payload does not give the recorded
+    ``payload_hash``, so the portal's record is checked against that hash."""
+    night, portal = Night(engine), FakePortal()
+    monkeypatch.setattr("connectors.portal.to_portal_payload", _old_mapping)
+    night.load([dossier("A-1"), dossier("B-1")])
+    night.publish(portal)
+    monkeypatch.undo()
+    counts = verify(night.ctx(), portal)
+    assert (counts["verify_remapped"], counts["verify_in_sync"], counts["mismatches"]) == (2, 2, 0)
+    portal.records["B-1"]["TrangThaiHoSo"] = 9
+    counts = verify(night.ctx(), portal)
+    assert (counts["verify_remapped"], counts["verify_in_sync"], counts["mismatches"]) == (2, 1, 1)
+    assert states(engine)["B-1"]["published_hash"] is None and states(engine)["A-1"]["published_hash"]

@@ -145,6 +145,46 @@ def test_upgrade_of_an_older_installation_keeps_its_data(fresh_url):
 
 
 @pytest.mark.parametrize("fresh_url", BACKENDS, indirect=True)
+def test_0012_drops_the_outbox_copies_of_dossier_payloads_and_its_downgrade_deletes_those_messages(fresh_url):
+    """Upgrade: dossier messages lose their payload copy (derived from dossier_history now),
+    progress messages keep theirs. Downgrade: a NULL payload cannot be re-derived in SQL and a
+    placeholder would be sent as is by the earlier release, so those messages are deleted (that
+    release queues again what is still unpublished) and the column is NOT NULL again."""
+    engine = db.migrate(fresh_url, revision="0011")
+    insert = sa.text(
+        "INSERT INTO publish_outbox (outbox_key, source_id, dossier_code, kind, content_hash, payload,"
+        " status, attempts, created_at, updated_at, dossier_version)"
+        " VALUES (:k, 'SRC1', 'A', :kind, 'h', :payload, :status, 0, '2026-11-01 00:00:00',"
+        " '2026-11-01 00:00:00', 1)"
+    )
+    with engine.begin() as conn:
+        for k, kind, status in (
+            ("d1", "dossier", "pending"),
+            ("d2", "dossier", "confirmed"),
+            ("p1", "progress", "sent"),
+        ):
+            conn.execute(
+                insert, {"k": k, "kind": kind, "payload": f'{{"MaHoSo": "A", "k": "{k}"}}', "status": status}
+            )
+
+    def stored() -> dict[str, str | None]:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT outbox_key, payload FROM publish_outbox")).all())
+
+    engine = db.migrate(fresh_url)
+    assert db.current_revision(engine) == db.head_revision() and _diff(engine) == []
+    assert stored() == {"d1": None, "d2": None, "p1": '{"MaHoSo": "A", "k": "p1"}'}
+
+    with engine.begin() as conn:
+        command.downgrade(db.alembic_config(connection=conn), "0011")
+    assert db.current_revision(engine) == "0011"
+    assert stored() == {"p1": '{"MaHoSo": "A", "k": "p1"}'}
+    (payload,) = [c for c in sa.inspect(engine).get_columns("publish_outbox") if c["name"] == "payload"]
+    assert payload["nullable"] is False
+    db.dispose_engine(fresh_url)
+
+
+@pytest.mark.parametrize("fresh_url", BACKENDS, indirect=True)
 def test_concurrent_migrations_are_serialised(fresh_url):
     errors: list[BaseException] = []
 

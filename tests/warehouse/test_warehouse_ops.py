@@ -304,19 +304,21 @@ def test_publish_cycle(engine):
 
 
 def test_outbox(engine):
-    msg = {
-        "source_id": "SRC1",
-        "dossier_code": "A",
-        "kind": "dossier",
-        "content_hash": "h1",
-        "payload": {"MaHoSo": "A"},
-    }
+    msg = {"source_id": "SRC1", "dossier_code": "A", "kind": "dossier", "content_hash": "h1"}
+    entry = {"MaHoSo": "A", "TrangThai": 2}
     assert repo.outbox_put(engine, [msg, msg], now=BASE) == 1
     assert repo.outbox_put(engine, [msg], now=BASE) == 0  # deterministic key: queued once
-    assert repo.outbox_put(engine, [{**msg, "kind": "progress"}], now=BASE + timedelta(seconds=1)) == 1
+    progress = {**msg, "kind": "progress", "payload": entry}
+    assert repo.outbox_put(engine, [progress], now=BASE + timedelta(seconds=1)) == 1
+    # a dossier message keeps no copy of the portal record; a progress message needs its entry
+    with pytest.raises(ValueError, match="without a payload"):
+        repo.outbox_put(engine, [{**msg, "content_hash": "h2", "payload": {"MaHoSo": "A"}}])
+    with pytest.raises(ValueError, match="needs its payload"):
+        repo.outbox_put(engine, [{**progress, "content_hash": "h2", "payload": None}])
     key = repo.outbox_key("SRC1", "A", "dossier", "h1")
     pending = repo.outbox_pending(engine, "SRC1")
-    assert [p["outbox_key"] for p in pending][0] == key and pending[0]["payload"] == {"MaHoSo": "A"}
+    assert [p["outbox_key"] for p in pending][0] == key and pending[0]["payload"] is None
+    assert pending[1]["payload"] == entry
     assert repo.outbox_mark(engine, [key], "failed", error=f"boom {ID}") == 1
     assert repo.outbox_pending(engine, kinds=["dossier"])[0]["attempts"] == 1
     assert repo.outbox_pending(engine, kinds=["dossier"], max_attempts=1) == []
@@ -332,22 +334,44 @@ def test_outbox(engine):
 
 def test_outbox_items_take_known_payloads_and_read_the_others(engine):
     """What the publish stage has just queued is not read back: ``known_payloads`` stands in for
-    those messages' payloads; the others' are read; the rows are otherwise the same."""
-    base = {"source_id": "SRC1", "kind": "dossier", "content_hash": "h"}
+    those messages' payloads; the other progress entries are read; a dossier message has none
+    stored (None, for the caller to derive); the rows are otherwise the same."""
+    base = {"source_id": "SRC1", "kind": "progress", "content_hash": "h"}
     msgs = [{**base, "dossier_code": c, "payload": {"MaHoSo": c}} for c in ("A", "B", "C")]
+    msgs += [{**base, "kind": "dossier", "dossier_code": c} for c in ("A", "B")]
     repo.outbox_put(engine, msgs, now=BASE)
     plain = repo.outbox_items(engine, "SRC1", statuses=["pending"])
-    key_b = repo.outbox_key("SRC1", "B", "dossier", "h")
+    key_b = repo.outbox_key("SRC1", "B", "progress", "h")
+    dossier_b = repo.outbox_key("SRC1", "B", "dossier", "h")
     marker = {"MaHoSo": "B", "from": "memory"}
-    known = repo.outbox_items(engine, "SRC1", statuses=["pending"], known_payloads={key_b: marker})
-    assert {r["dossier_code"]: r["payload"] for r in known} == {
-        "A": {"MaHoSo": "A"},
-        "B": marker,
-        "C": {"MaHoSo": "C"},
+    known = repo.outbox_items(
+        engine, "SRC1", statuses=["pending"], known_payloads={key_b: marker, dossier_b: marker}
+    )
+    assert {(r["kind"], r["dossier_code"]): r["payload"] for r in known} == {
+        ("progress", "A"): {"MaHoSo": "A"},
+        ("progress", "B"): marker,
+        ("progress", "C"): {"MaHoSo": "C"},
+        ("dossier", "A"): None,
+        ("dossier", "B"): marker,
     }
     assert [{**r, "payload": None} for r in known] == [{**r, "payload": None} for r in plain]
-    everything = {r["outbox_key"]: r["payload"] for r in plain}
+    everything = {r["outbox_key"]: r["payload"] for r in plain if r["payload"] is not None}
     assert repo.outbox_items(engine, "SRC1", known_payloads=everything) == plain
+
+
+def test_load_versions_reads_just_the_versions_asked_for(engine):
+    """``{code: version}`` → that version of each dossier from dossier_history (not the latest);
+    a version not stored is left out."""
+    a1, b1 = make_dossier("A", status=2), make_dossier("B", status=2)
+    repo.upsert_dossiers(engine, [a1, b1], "run1")
+    a2 = make_dossier("A", status=4, updated_at=BASE + timedelta(days=1))
+    a3 = make_dossier("A", status=5, updated_at=BASE + timedelta(days=2))
+    repo.upsert_dossiers(engine, [a2], "run2")
+    repo.upsert_dossiers(engine, [a3], "run3")
+    got = repo.load_versions(engine, "SRC1", {"A": 2, "B": 1, "C": 1})
+    assert got == {"A": a2, "B": b1}
+    assert repo.load_versions(engine, "SRC1", {"A": 1, "B": 2}) == {"A": a1}
+    assert repo.load_versions(engine, "SRC1", {}) == {}
 
 
 # ---- indicators ---------------------------------------------------------------------------------

@@ -8,9 +8,13 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
    (``to_portal_payload``); when the portal already holds that very payload (same payload hash,
    only warehouse-side fields changed) nothing is sent and the new version is simply recorded as
    published. Otherwise a ``dossier`` message keyed ``outbox_key(source, code, "dossier",
-   payload hash)``. Its progress entries (:mod:`tthc.progress`, derived from the dossier's history)
-   become ``progress`` messages keyed by the *status change* they report (dossier, version,
-   status): deterministic, so a re-run, a retry or a later night queues nothing twice.
+   payload hash)``, stored *without* its payload (no copy of the portal record and its personal
+   data in the outbox): the payload is the mapping of the message's ``dossier_version`` in
+   ``dossier_history``, and the message's ``content_hash`` (the payload hash) checks a re-derived
+   one. The run that queues a message hands the payload to the send step in memory. Its progress
+   entries (:mod:`tthc.progress`, derived from the dossier's history) become ``progress``
+   messages keyed by the *status change* they report (dossier, version, status), stored with their
+   entry: deterministic, so a re-run, a retry or a later night queues nothing twice.
 2. **Send** (:func:`send`). Messages go out batch by batch (one portal request each, per agency).
    Progress entries are *claimed* a window of ``portal_claim_batches`` batches at a time (status
    ``sent``, one attempt counted, committed), then sent, then settled (their outcomes are
@@ -21,7 +25,13 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
    (the portal is unreachable) the rest waits for the next run.
    Dossiers go through ``PortalClient.publish`` (create; "-3" → update; after an ambiguous
    failure the client re-sends, which converges). Only the message of the dossier's
-   current version is sent; older or no-longer-publishable ones are discarded. Progress entries go
+   current version is sent; older or no-longer-publishable ones are discarded. A dossier message
+   queued by an earlier run (a failed, unsure or interrupted send, a re-queue) gets its payload
+   re-derived from ``dossier_history`` at its version (:func:`_derive_payloads`); when that payload's
+   hash is not the message's (the mapping changed between releases) the message is discarded,
+   never sent with other content under its hash: the dossier's current content is still not
+   published, so it stays a candidate (``sql/publish_candidates.sql``) and the queue step of the
+   same or the next run queues the current payload under its own key. Progress entries go
    through ``PortalClient.push_progress`` once the portal holds the version they belong to, in
    version order. The portal appends whatever it receives, so:
 
@@ -40,9 +50,11 @@ Three steps per run (:func:`publish`), all through the warehouse's ``publish_out
 3. **Verify** (:func:`verify`). ``TraCuuHoSo`` for a rotating sample of the publishable dossiers:
    ``TTHC_VERIFY_SHARE`` of them (default 1 %), at least ``TTHC_VERIFY_MIN`` (100), at most
    ``TTHC_VERIFY_SAMPLE`` (2000); a small source is checked whole every night, a large one
-   over about 100 nights. The portal's record must equal the last payload
-   published, and every confirmed progress entry must show exactly once. A differing or missing
-   record is sent again next run; a missing entry is re-armed (read back, then sent). The result
+   over about 100 nights. The portal's record must equal the last payload published (derived from
+   ``dossier_history`` at ``publish_state.published_version`` and checked against
+   ``publish_state.payload_hash``; when the mapping changed since, the portal's record is compared
+   with that hash), and every confirmed progress entry must show exactly once. A differing or
+   missing record is sent again next run; a missing entry is re-armed (read back, then sent). The result
    is indicator 1.4 (``1.4_sync_rate``, period ``run``, scope source and agency): dossiers whose
    current content is verified on the portal / publishable dossiers (a failed look-up does not
    count as verified; with a sample the numerator is scaled to the publishable count; no row
@@ -204,7 +216,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
         histories = repo.load_histories(conn, sid, wanted)
         existing = repo.outbox_keys(conn, sid, wanted)
 
-        rows: list[dict[str, Any]] = []  # new messages, payloads as stored (canonical JSON text)
+        rows: list[dict[str, Any]] = []  # new messages (progress payloads as canonical JSON text)
         fresh: dict[str, Any] = {}  # their payloads as objects, for the send step
         requeue: dict[str, int] = {}
         unchanged: dict[str, tuple[int, str]] = {}
@@ -213,7 +225,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
             assert code is not None
             version = dstates[code].version
             payload = to_portal_payload(d)
-            text, ph = _canonical(payload)
+            ph = payload_hash(payload)
             st = pstates.get(code)
             if st is not None and st["published_hash"] is not None and st["payload_hash"] == ph:
                 unchanged[code] = (version, ph)  # the portal holds this very payload already
@@ -223,7 +235,8 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
                 requeue[key] = version  # same payload as an earlier message: send that one again
             else:
                 existing.add(key)
-                rows.append(_message(sid, code, "dossier", ph, text, version, key))
+                # stored without its payload: derived from dossier_history when sent by a later run
+                rows.append(_message(sid, code, "dossier", ph, None, version, key))
                 fresh[key] = payload
         n_progress = 0
         for code in wanted:
@@ -295,6 +308,34 @@ def _legacy_published(conn: Any, sid: str) -> dict[str, str]:
 def _version_of(history: list[dict[str, Any]], content_hash: str) -> int | None:
     found = [r["version"] for r in history if r["content_hash"] == content_hash]
     return max(found) if found else None
+
+
+def _derive_payloads(conn: Any, sid: str, items: Sequence[dict[str, Any]]) -> list[str]:
+    """Fill in the payload of dossier messages queued by an earlier run (the outbox stores none):
+    ``to_portal_payload`` of the message's ``dossier_version`` in ``dossier_history``, read for
+    just those versions. Returns the keys of the messages whose derived payload does not hash to
+    their ``content_hash`` (the mapping changed since they were queued) or whose version is not
+    stored: those are left without a payload and must not be sent. (The send step passes the
+    messages of each dossier's current version: one version per dossier.)"""
+    from connectors.portal import to_portal_payload
+    from tthc.warehouse import repo
+
+    if not items:
+        return []
+    wanted = {i["dossier_code"]: i["dossier_version"] for i in items if i["dossier_version"] is not None}
+    versions = repo.load_versions(conn, sid, wanted)
+    bad: list[str] = []
+    for i in items:
+        d = versions.get(i["dossier_code"])
+        if d is None or i["dossier_version"] is None or wanted[i["dossier_code"]] != i["dossier_version"]:
+            bad.append(i["outbox_key"])
+            continue
+        payload = to_portal_payload(d)
+        if payload_hash(payload) == i["content_hash"]:
+            i["payload"] = payload
+        else:
+            bad.append(i["outbox_key"])
+    return bad
 
 
 # ---- 2. send ---------------------------------------------------------------------------------------
@@ -395,7 +436,9 @@ def send(
     ctx: StageContext, client: Portal, *, known_payloads: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Deliver the open outbox messages of this source (module docstring, step 2);
-    ``known_payloads``: the payloads :func:`_queue` has just written, not read back."""
+    ``known_payloads``: the payloads :func:`_queue` has just queued, not read back (dossier
+    messages queued by an earlier run have theirs derived from ``dossier_history``)."""
+    from connectors.portal import to_portal_payload
     from tthc.warehouse import repo
 
     sid = ctx.source.source_id
@@ -426,8 +469,22 @@ def send(
         else:
             discard.append(i["outbox_key"])
     with ctx.engine.begin() as conn:
-        repo.outbox_discard(conn, discard)
+        # queued by an earlier run: the payload comes from dossier_history (the outbox has none)
+        earlier = [i for i in to_send if i["payload"] is None]
+        remapped = set(_derive_payloads(conn, sid, earlier))
+        if remapped:  # not sent under a hash it does not have: the dossier is queued again
+            to_send = [i for i in to_send if i["outbox_key"] not in remapped]
+        repo.outbox_discard(conn, [*discard, *sorted(remapped)])
     counts["dossiers_discarded"] = len(discard)
+    counts["dossiers_rederived"] = len(earlier) - len(remapped)
+    counts["dossiers_remapped"] = len(remapped)
+    if remapped:
+        log.warning(
+            "publish %s: %d queued dossier messages no longer match their version's payload (the mapping"
+            " changed); discarded, their dossiers are queued again",
+            sid,
+            len(remapped),
+        )
     batch = max(1, int(ctx.settings.portal_batch_size))
     window = max(1, int(ctx.settings.portal_claim_batches))  # batches per claim / settlement
     stopped: str | None = None  # why the portal is not asked any more this run (it is unreachable)
@@ -475,28 +532,25 @@ def send(
     # -- progress: once the portal holds the version, in version order ----------------------------
     progress = [i for i in items if i["kind"] == "progress"]
     with ctx.engine.begin() as conn:
-        pcodes = sorted({i["dossier_code"] for i in progress})
-        pstates = repo.publish_states(conn, sid, pcodes)
+        pstates = repo.publish_states(conn, sid, sorted({i["dossier_code"] for i in progress}))
+
+        def held(i: dict[str, Any]) -> bool:  # the portal holds the version the entry belongs to
+            on_portal = (pstates.get(i["dossier_code"]) or {}).get("published_version")
+            return on_portal is not None and (i["dossier_version"] or 0) <= on_portal
+
+        ready = [i for i in progress if held(i)]
+        rcodes = sorted({i["dossier_code"] for i in ready})  # the others wait: no agency needed
         # madonvi of a progress call: the agency the portal holds the dossier under (the last
         # payload it accepted), else the dossier's current agency
-        agencies = repo.agencies_where(conn, sid, codes=pcodes)
+        agencies = repo.agencies_where(conn, sid, codes=rcodes)
         # Confirmed by this run: the current version, so the dossier's current agency. Confirmed
-        # by an earlier run: the agency of its stored message (the dossier may have moved since).
-        earlier = [c for c in pcodes if c not in confirmed_now]  # none: no query
-        for m in repo.outbox_items(conn, sid, codes=earlier, kinds=("dossier",), statuses=("confirmed",)):
-            st = pstates.get(m["dossier_code"])
-            if st and m["dossier_version"] == st.get("published_version") and m["payload"].get("DonViXuLy"):
-                agencies[m["dossier_code"]] = m["payload"]["DonViXuLy"]
-    eligible = []
-    for i in progress:
-        st = pstates.get(i["dossier_code"])
-        on_portal = st.get("published_version") if st else None
-        if (
-            on_portal is not None
-            and (i["dossier_version"] or 0) <= on_portal
-            and agencies.get(i["dossier_code"])
-        ):
-            eligible.append(i)
+        # by an earlier run: the agency of the payload of the version the portal holds (derived
+        # from dossier_history; the dossier may have moved since).
+        held_versions = {c: pstates[c]["published_version"] for c in rcodes if c not in confirmed_now}
+        for c, d in repo.load_versions(conn, sid, held_versions).items():
+            if agency := to_portal_payload(d).get("DonViXuLy"):
+                agencies[c] = agency
+    eligible = [i for i in ready if agencies.get(i["dossier_code"])]
     eligible.sort(key=lambda i: (i["dossier_code"], i["dossier_version"] or 0, i["created_at"]))
     counts["progress_waiting"] = len(progress) - len(eligible)
     unknown = {i["outbox_key"] for i in eligible if i["status"] == "sent"}
@@ -642,6 +696,12 @@ def _same(held: Any, sent: Mapping[str, Any] | None) -> bool:
     return isinstance(held, Mapping) and sent is not None and identity(held) == identity(sent)
 
 
+def _hashes_to(held: Any, recorded: str) -> bool:
+    """The portal's record is the payload whose hash was recorded at publication (what
+    :func:`_same` with that payload says, when the payload itself cannot be derived any more)."""
+    return isinstance(held, Mapping) and payload_hash(held) == recorded
+
+
 def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     """Read back publishable dossiers from the portal and compare them with what was published;
     write indicator 1.4 and return the counts (module docstring, step 3)."""
@@ -658,8 +718,17 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
         chosen = _sample(publishable, n, ctx.run_id) if n > 0 else []
         dstates = repo.dossier_states(conn, sid, chosen)
         pstates = repo.publish_states(conn, sid, chosen)
-        dossiers = {d.dossier_code: d for d in repo.load_dossiers(conn, sid, chosen)}
-        messages = repo.outbox_items(conn, sid, codes=chosen, statuses=("confirmed",))
+        on_portal = {c: st for c in chosen if (st := pstates.get(c)) and st["published_hash"] is not None}
+        # what the portal should hold: the payload of the published version (dossier_history)
+        published_versions = repo.load_versions(
+            conn, sid, {c: v for c, st in on_portal.items() if (v := st["published_version"]) is not None}
+        )
+        # published before versions were recorded: compared with the current dossier
+        unversioned = [c for c, st in on_portal.items() if st["published_version"] is None]
+        dossiers: dict[str, Any] = {}
+        if unversioned:
+            dossiers = {d.dossier_code: d for d in repo.load_dossiers(conn, sid, unversioned)}
+        messages = repo.outbox_items(conn, sid, codes=chosen, kinds=("progress",), statuses=("confirmed",))
     out: dict[str, Any] = {
         "verify_publishable": len(publishable),
         "verify_checked": 0,
@@ -668,6 +737,7 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
         "verify_missing": 0,
         "verify_not_published": 0,
         "verify_unverified": 0,
+        "verify_remapped": 0,
         "progress_missing": 0,
         "progress_duplicates": 0,
         "sync_rate": None,
@@ -678,13 +748,17 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     portal: Any = client if client is not None else _LazyClient(ctx)
 
     last_payload: dict[str, dict[str, Any]] = {}
+    by_hash_only: set[str] = set()  # the mapping changed since publication: the payload hash decides
+    for code, d in published_versions.items():
+        payload = to_portal_payload(d)
+        recorded = pstates[code]["payload_hash"]
+        if recorded is None or payload_hash(payload) == recorded:
+            last_payload[code] = payload
+        else:
+            by_hash_only.add(code)
     entries: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in messages:
-        code = m["dossier_code"]
-        if m["kind"] == "progress":
-            entries[code].append(m)
-        elif m["dossier_version"] == (pstates.get(code) or {}).get("published_version"):
-            last_payload[code] = m["payload"]
+        entries[m["dossier_code"]].append(m)
 
     in_sync: set[str] = set()
     reset: dict[str, bool] = {}  # code → the portal does not hold it at all
@@ -706,8 +780,8 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
             continue
         current = st["published_hash"] == dstates[code].content_hash
         expected = last_payload.get(code)
-        if expected is None and current:
-            expected = to_portal_payload(dossiers[code])  # published before messages were kept
+        if expected is None and current and code in dossiers:
+            expected = to_portal_payload(dossiers[code])  # published before versions were recorded
         if code not in answers.found:  # the look-up failed, or was not made (the portal is down)
             out["verify_unverified"] += 1
             continue
@@ -719,9 +793,14 @@ def verify(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
             reset[code] = True
             rearm.extend(m["outbox_key"] for m in entries.get(code, []))
             continue
-        if expected is None:
+        if code in by_hash_only:
+            out["verify_remapped"] += 1
+            same = _hashes_to(found.get("HoSo"), st["payload_hash"])
+        else:
+            same = None if expected is None else _same(found.get("HoSo"), expected)
+        if same is None:
             out["verify_unverified"] += 1
-        elif not _same(found.get("HoSo"), expected):
+        elif not same:
             out["mismatches"] += 1
             reset[code] = False
         elif current:

@@ -80,12 +80,14 @@ Publishing
     dossier_code[, error, attempted_at]``; ``attempts`` counts failures since the last success.
     ``publish_states(bind, source_id, codes=None) -> dict[code, dict]``
     ``outbox_key(source_id, dossier_code, kind, content_hash) -> str`` (deterministic)
-    ``outbox_put(bind, rows, *, now=None) -> int`` (existing keys are left alone)
+    ``outbox_put(bind, rows, *, now=None) -> int`` (existing keys are left alone; ``dossier``
+    messages carry no payload: it is derived from ``dossier_history``, see ``load_versions``)
     ``outbox_pending(bind, source_id=None, *, kinds=None, statuses=("pending", "failed"),
     max_attempts=None, limit=None) -> list[dict]``
     ``outbox_mark(bind, keys, status, *, error=None, now=None) -> int``
     Helpers of the publish stage (tthc.pipeline.publish): ``load_histories(bind, source_id,
-    codes=None) -> dict[code, list[dict]]``, ``outbox_items(bind, source_id, *, codes, kinds,
+    codes=None) -> dict[code, list[dict]]``, ``load_versions(bind, source_id, {code: version})
+    -> dict[code, Dossier]`` (just those versions), ``outbox_items(bind, source_id, *, codes, kinds,
     statuses, known_payloads)``, ``outbox_settle(bind, keys, status, *, error=None, count_attempt=False)``,
     ``outbox_requeue(bind, {key: dossier_version})`` (re-arm confirmed messages),
     ``outbox_discard(bind, keys)``, ``set_published_versions(bind, source_id, {code: (version,
@@ -170,6 +172,7 @@ __all__ = [
     "load_indicators",
     "load_matches",
     "load_status_versions",
+    "load_versions",
     "mark_publish_failed",
     "mark_published",
     "outbox_discard",
@@ -1551,12 +1554,22 @@ def outbox_key(source_id: str, dossier_code: str, kind: str, content_hash: str) 
 
 
 def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
-    """Queue messages (``source_id, dossier_code, kind, content_hash, payload[, dossier_version,
-    outbox_key]``); returns new ones."""
+    """Queue messages (``source_id, dossier_code, kind, content_hash[, payload, dossier_version,
+    outbox_key]``); returns new ones.
+
+    A ``dossier`` message must come without a payload (None): the outbox keeps no copy of the
+    portal record and its personal data; the payload is derived from the dossier's version in
+    ``dossier_history`` (:func:`load_versions`) and checked against ``content_hash``. A
+    ``progress`` message carries its entry."""
     now = now or vn_now()
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         kind = _check(r["kind"], s.OUTBOX_KINDS, "outbox kind")
+        payload = r.get("payload")
+        if kind == "dossier" and payload is not None:
+            raise ValueError("outbox_put: dossier messages are stored without a payload")
+        if kind != "dossier" and payload is None:
+            raise ValueError(f"outbox_put: a {kind} message needs its payload")
         key = r.get("outbox_key") or outbox_key(r["source_id"], r["dossier_code"], kind, r["content_hash"])
         out[key] = {
             "outbox_key": key,
@@ -1564,7 +1577,7 @@ def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime |
             "dossier_code": r["dossier_code"],
             "kind": kind,
             "content_hash": r["content_hash"],
-            "payload": r["payload"],
+            "payload": payload,
             "status": "pending",
             "attempts": 0,
             "last_error": None,
@@ -1708,6 +1721,30 @@ def load_status_versions(
     return out
 
 
+def load_versions(bind: Bind, source_id: str, versions: Mapping[str, int]) -> dict[str, Dossier]:
+    """Given versions of some dossiers (``{code: version}``, from ``dossier_history``) as
+    :class:`Dossier` objects: ``{code: dossier}``; a version not stored is left out.
+
+    Reads just those rows (one query per distinct version and chunk of codes, on the unique key
+    ``(source_id, dossier_code, version)``), not the dossiers' whole histories: what the publish
+    stage derives the payload of an outbox message, or of the published version, from."""
+    h = s.dossier_history
+    by_version: dict[int, list[str]] = {}
+    for code, version in versions.items():
+        by_version.setdefault(int(version), []).append(code)
+    out: dict[str, Dossier] = {}
+    with _tx(bind) as conn:
+        for version, codes in sorted(by_version.items()):
+            q = sa.select(h.c.dossier_code, h.c.payload, h.c.updated_at).where(
+                h.c.source_id == source_id, h.c.version == version
+            )
+            for m in _in_chunks(conn, q, h.c.dossier_code, codes):
+                payload = dict(m["payload"])
+                payload["updated_at"] = m["updated_at"]
+                out[m["dossier_code"]] = Dossier.from_dict(payload)
+    return out
+
+
 def outbox_items(
     bind: Bind,
     source_id: str,
@@ -1719,9 +1756,11 @@ def outbox_items(
 ) -> list[dict[str, Any]]:
     """Outbox messages of a source (optionally of some dossiers, kinds, statuses), oldest first.
 
-    ``known_payloads`` (``{outbox_key: payload}``, e.g. what the caller has just queued, which
-    :func:`outbox_put` never overwrites) saves reading and decoding those payloads again: only
-    the other messages' payloads are read."""
+    A ``dossier`` message's ``payload`` is None (the outbox stores none: the caller derives it
+    from the message's ``dossier_version``, see :func:`load_versions`) unless ``known_payloads``
+    has it. ``known_payloads`` (``{outbox_key: payload}``, e.g. what the caller has just queued,
+    which :func:`outbox_put` never overwrites) saves reading and decoding those payloads again:
+    only the other progress messages' payloads are read."""
     o = s.publish_outbox
     cols = [c for c in o.c if known_payloads is None or c.name != "payload"]
     q = sa.select(*cols).where(o.c.source_id == source_id)
@@ -1732,13 +1771,18 @@ def outbox_items(
     with _tx(bind) as conn:
         rows = [dict(m) for m in _in_chunks(conn, q, o.c.dossier_code, codes)]
         if known_payloads is not None:
-            missing = [r["outbox_key"] for r in rows if r["outbox_key"] not in known_payloads]
+            missing = [
+                r["outbox_key"]
+                for r in rows
+                if r["kind"] != "dossier" and r["outbox_key"] not in known_payloads
+            ]
             pq = sa.select(o.c.outbox_key, o.c.payload)
             read = {m["outbox_key"]: m["payload"] for m in _in_chunks(conn, pq, o.c.outbox_key, missing)}
             for r in rows:
                 key = r["outbox_key"]
                 r["payload"] = known_payloads[key] if key in known_payloads else read.get(key)
-            rows = [r for r in rows if r["payload"] is not None]  # deleted between the two reads
+            # a progress message deleted between the two reads
+            rows = [r for r in rows if r["kind"] == "dossier" or r["payload"] is not None]
     rows.sort(key=lambda r: (r["created_at"], r["outbox_key"]))
     return rows
 

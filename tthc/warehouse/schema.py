@@ -8,10 +8,12 @@ Conventions:
   the same bytes on SQLite and PostgreSQL, and a payload hash is reproducible from the stored text.
 * Enumerations are short strings guarded by named CHECK constraints; names of every constraint and
   index come from :data:`NAMING_CONVENTION` so migrations can refer to them on both backends.
-* Nothing outside ``dossiers``, ``dossier_history``, ``raw_records``, ``lookup_cache`` and the
-  ``payload`` of ``publish_outbox`` (the message sent to the national portal) may hold personal
-  data: results, issues, audit and run rows carry codes, counts and keyed hashes only. The privacy
-  scan (``tthc.privacy_scan``, ``PERSONAL_DATA_TABLES``) checks every other table.
+* Nothing outside ``dossiers``, ``dossier_history``, ``raw_records`` and ``lookup_cache`` may hold
+  personal data: results, issues, audit and run rows carry codes, counts and keyed hashes only.
+  The outbox does not copy the dossier message sent to the national portal (its ``payload`` is
+  NULL for ``dossier`` messages: derived from ``dossier_history`` when needed, migration 0012);
+  it keeps progress entries only, which carry codes, roles and dates. The privacy scan
+  (``tthc.privacy_scan``, ``PERSONAL_DATA_TABLES``) checks every other table, the outbox included.
 
 Any change here needs a new migration in ``migrations/versions`` (the test suite compares the
 migrated database with this metadata).
@@ -359,7 +361,9 @@ publish_outbox = sa.Table(
     sa.Column("dossier_code", CODE, nullable=False),
     sa.Column("kind", STATUS, nullable=False),
     sa.Column("content_hash", HASH, nullable=False),
-    sa.Column("payload", JSONText(), nullable=False),
+    # A progress entry as sent. NULL for dossier messages (0012): their payload is derived from
+    # dossier_history at dossier_version and checked against content_hash (the payload hash).
+    sa.Column("payload", JSONText()),
     sa.Column("status", STATUS, nullable=False),
     sa.Column("attempts", sa.Integer(), nullable=False),
     sa.Column("last_error", sa.Text()),
