@@ -213,7 +213,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
         wanted = sorted(set(codes) | set(legacy))
         dstates = repo.dossier_states(conn, sid, wanted)
         pstates = repo.publish_states(conn, sid, wanted)
-        histories = repo.load_histories(conn, sid, wanted)
+        histories = repo.load_status_versions(conn, sid, wanted)  # status and dates of each version
         existing = repo.outbox_keys(conn, sid, wanted)
 
         rows: list[dict[str, Any]] = []  # new messages (progress payloads as canonical JSON text)
@@ -240,7 +240,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
                 fresh[key] = payload
         n_progress = 0
         for code in wanted:
-            for e in progress_entries(code, histories.get(code, [])):
+            for e in progress_entries(code, [v.status for v in histories.get(code, [])]):
                 key = repo.outbox_key(sid, code, "progress", e.event)
                 if key not in existing:
                     existing.add(key)
@@ -305,8 +305,9 @@ def _legacy_published(conn: Any, sid: str) -> dict[str, str]:
     return {code: h for code, h in conn.execute(q).all()}
 
 
-def _version_of(history: list[dict[str, Any]], content_hash: str) -> int | None:
-    found = [r["version"] for r in history if r["content_hash"] == content_hash]
+def _version_of(history: list[Any], content_hash: str) -> int | None:
+    """The latest of ``history``'s versions (``repo.VersionStatus``) with that content hash."""
+    found = [r.status.version for r in history if r.content_hash == content_hash]
     return max(found) if found else None
 
 
