@@ -332,6 +332,31 @@ def test_outbox(engine):
     assert len(repo.outbox_pending(engine, limit=1, statuses=["pending", "confirmed"])) == 1
 
 
+def test_outbox_requeue_rearms_confirmed_messages_and_records_versions(engine):
+    """Confirmed messages go back to 'pending' with their new version (counted); open ones only
+    take the version; unknown keys change nothing. 260 keys: the chunked statements on both
+    backends."""
+    base = {"source_id": "SRC1", "kind": "dossier"}
+    msgs = [
+        {**base, "dossier_code": f"C{i:03d}", "content_hash": f"h{i}", "dossier_version": 1}
+        for i in range(260)
+    ]
+    repo.outbox_put(engine, msgs, now=BASE)
+    keys = [repo.outbox_key("SRC1", m["dossier_code"], "dossier", m["content_hash"]) for m in msgs]
+    repo.outbox_mark(engine, keys[::2], "confirmed")
+    repo.outbox_mark(engine, keys[1::4], "failed", error="x")
+    versions = {k: 3 for k in keys} | {"no-such-key": 9}
+    later = BASE + timedelta(hours=1)
+    assert repo.outbox_requeue(engine, versions, now=later) == 130
+    rows = {r["outbox_key"]: r for r in _rows(engine, s.publish_outbox)}
+    assert len(rows) == 260 and {r["dossier_version"] for r in rows.values()} == {3}
+    assert {rows[k]["status"] for k in keys[::2]} == {"pending"}
+    assert {rows[k]["updated_at"] for k in keys[::2]} == {later}
+    assert {rows[k]["status"] for k in keys[1::4]} == {"failed"}  # open ones keep their status
+    assert {rows[k]["status"] for k in keys[3::4]} == {"pending"}
+    assert repo.outbox_requeue(engine, {}) == 0
+
+
 def test_outbox_items_take_known_payloads_and_read_the_others(engine):
     """What the publish stage has just queued is not read back: ``known_payloads`` stands in for
     those messages' payloads; the other progress entries are read; a dossier message has none

@@ -1829,20 +1829,26 @@ def outbox_requeue(bind: Bind, versions: Mapping[str, int | None], *, now: datet
     Returns how many confirmed messages were re-armed."""
     now = now or vn_now()
     o = s.publish_outbox
-    n = 0
+    if not versions:
+        return 0
     with _tx(bind) as conn:
-        for key, version in versions.items():
-            n += conn.execute(
-                sa.update(o)
-                .where(o.c.outbox_key == key, o.c.status == "confirmed")
-                .values(status="pending", dossier_version=version, updated_at=now)
-            ).rowcount
+        q = sa.select(o.c.outbox_key).where(o.c.status == "confirmed")
+        confirmed = {m["outbox_key"] for m in _in_chunks(conn, q, o.c.outbox_key, list(versions))}
+        rearm = [{"k": k, "v": v, "t": now} for k, v in versions.items() if k in confirmed]
+        others = [{"k": k, "v": v} for k, v in versions.items() if k not in confirmed]
+        by_key = o.c.outbox_key == sa.bindparam("k")
+        # two statements run over all keys (executemany), not two round trips per key
+        for chunk in _chunks(rearm, WRITE_CHUNK):
             conn.execute(
                 sa.update(o)
-                .where(o.c.outbox_key == key, o.c.status != "confirmed")
-                .values(dossier_version=version)
+                .where(by_key)
+                .values(status="pending", dossier_version=sa.bindparam("v"), updated_at=sa.bindparam("t")),
+                list(chunk),
             )
-    return n
+        for chunk in _chunks(others, WRITE_CHUNK):
+            conn.execute(sa.update(o).where(by_key).values(dossier_version=sa.bindparam("v")), list(chunk))
+    bulk.note_changed(o.name, len(versions))
+    return len(rearm)
 
 
 def outbox_discard(bind: Bind, keys: Iterable[str]) -> int:
