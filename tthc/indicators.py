@@ -175,8 +175,9 @@ class _Tally:
 class IndicatorFacts:
     """What the indicators read of a dossier: no personal data, attachments as counts.
 
-    :func:`tthc.warehouse.repo.load_indicator_facts` reads these columns straight from the
-    warehouse (no JSON decoding of attachments, no applicant fields); :meth:`of` derives them from
+    :func:`tthc.warehouse.repo.load_indicator_facts` (every dossier) and ``judgement_candidates``
+    (those the nightly stage judges) read these columns straight from the warehouse (no JSON
+    decoding of attachments, no applicant fields); :meth:`of` derives them from
     a :class:`~tthc.model.Dossier`. :func:`tthc.ontime.evaluate` reads the same attribute names.
     """
 

@@ -302,11 +302,8 @@ def _in_chunks(
     conn: Connection, stmt: sa.Select, column: sa.ColumnElement, values: Iterable[Any] | None
 ) -> Iterator[sa.RowMapping]:
     """Run ``stmt`` (optionally restricted to ``column IN values``, chunked) and yield mappings."""
-    if values is None:
-        yield from conn.execute(stmt).mappings()
-        return
-    for cond in _members(conn, column, values):
-        yield from conn.execute(stmt.where(cond)).mappings()
+    for row in _tuples_in_chunks(conn, stmt, column, values):
+        yield row._mapping
 
 
 def _tuples_in_chunks(
