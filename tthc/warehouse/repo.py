@@ -948,6 +948,14 @@ def dossier_states(bind: Bind, source_id: str, codes: Iterable[str] | None = Non
         }
 
 
+def _history_dossier(m: Mapping[str, Any]) -> Dossier:
+    """The :class:`Dossier` of a ``dossier_history`` row: its ``payload`` (the hashed body,
+    without ``updated_at``) with the row's own ``updated_at`` column."""
+    payload = dict(m["payload"])
+    payload["updated_at"] = m["updated_at"]
+    return Dossier.from_dict(payload)
+
+
 def load_history(bind: Bind, source_id: str, dossier_code: str) -> list[dict[str, Any]]:
     """Every stored version of one dossier, oldest first: version, content_hash, updated_at,
     run_id, loaded_at and ``dossier`` (the :class:`Dossier` of that version)."""
@@ -956,10 +964,8 @@ def load_history(bind: Bind, source_id: str, dossier_code: str) -> list[dict[str
     out = []
     with _tx(bind) as conn:
         for m in conn.execute(q).mappings():
-            payload = dict(m["payload"])
-            payload["updated_at"] = m["updated_at"]
             row = {k: m[k] for k in ("version", "content_hash", "updated_at", "run_id", "loaded_at")}
-            row["dossier"] = Dossier.from_dict(payload)
+            row["dossier"] = _history_dossier(m)
             out.append(row)
     return out
 
@@ -1666,10 +1672,8 @@ def load_histories(
     out: dict[str, list[dict[str, Any]]] = {}
     with _tx(bind) as conn:
         for m in _in_chunks(conn, q, h.c.dossier_code, codes):
-            payload = dict(m["payload"])
-            payload["updated_at"] = m["updated_at"]
             row = {k: m[k] for k in ("version", "content_hash", "updated_at", "run_id", "loaded_at")}
-            row["dossier"] = Dossier.from_dict(payload)
+            row["dossier"] = _history_dossier(m)
             out.setdefault(m["dossier_code"], []).append(row)
     for rows in out.values():
         rows.sort(key=lambda r: r["version"])
@@ -1736,9 +1740,7 @@ def load_versions(bind: Bind, source_id: str, versions: Mapping[str, int]) -> di
                 h.c.source_id == source_id, h.c.version == version
             )
             for m in _in_chunks(conn, q, h.c.dossier_code, codes):
-                payload = dict(m["payload"])
-                payload["updated_at"] = m["updated_at"]
-                out[m["dossier_code"]] = Dossier.from_dict(payload)
+                out[m["dossier_code"]] = _history_dossier(m)
     return out
 
 
