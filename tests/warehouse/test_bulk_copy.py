@@ -148,6 +148,39 @@ def test_copy_upsert_keeps_last_row_per_key_like_sequential_upserts(pg):
     assert kept["k7"] == {"i": 7}  # DO NOTHING keeps the first
 
 
+def _messages(keys):
+    return [
+        {
+            "source_id": "S",
+            "dossier_code": f"C{k}",
+            "kind": "progress",
+            "content_hash": f"h{k}",
+            "payload": {"k": k},
+            "outbox_key": f"k{k}",
+        }
+        for k in keys
+    ]
+
+
+def test_outbox_put_copies_new_messages_and_leaves_a_stored_one_alone(pg):
+    """The publish stage queues keys it read as not stored (a plain COPY); should one be stored
+    after all, the batch is merged instead: the stored message keeps its state, the others land."""
+    with pg.begin() as conn:
+        assert repo.outbox_put(conn, _messages(range(N))) == N  # all new: the straight COPY
+        conn.execute(
+            sa.update(s.publish_outbox).where(s.publish_outbox.c.outbox_key == "k5").values(status="sent")
+        )
+    with pg.begin() as conn:
+        # k5 is stored (and "sent"); the rest of the batch is new
+        assert repo.outbox_put(conn, _messages([5, *range(N, 2 * N)])) == N
+        # the transaction is still usable after the refused COPY
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.publish_outbox)).scalar() == 2 * N
+    with pg.connect() as conn:
+        rows = dict(conn.execute(sa.select(s.publish_outbox.c.outbox_key, s.publish_outbox.c.status)).all())
+    assert rows["k5"] == "sent"  # not reset to pending
+    assert len(rows) == 2 * N and all(v == "pending" for k, v in rows.items() if k != "k5")
+
+
 def _planner_rows(eng, table: str) -> float:
     with eng.connect() as conn:
         return conn.execute(

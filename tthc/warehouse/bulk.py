@@ -156,6 +156,26 @@ def copy_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     return len(rows)
 
 
+def copy_insert_expected_new(
+    conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> int:
+    """:func:`copy_insert` of rows the caller expects to be new (it read their keys in this
+    transaction), keeping :func:`copy_upsert`'s ``DO NOTHING`` semantics when the expectation
+    fails: a key stored after all (a concurrent writer) rolls the COPY back to a savepoint and the
+    rows go through :func:`copy_upsert` instead. Rows must not repeat a key."""
+    import psycopg
+
+    if not rows:
+        return 0
+    try:
+        with conn.begin_nested():
+            return copy_insert(conn, table, rows)
+    except (psycopg.errors.UniqueViolation, sa.exc.IntegrityError):  # COPY runs on the driver's cursor
+        _loaded[table.name] -= len(rows)
+        log.info("%s: %d rows expected new met stored keys; merged instead", table.name, len(rows))
+        return copy_upsert(conn, table, rows, keys, do_nothing=True)
+
+
 def note_changed(table: str, n_rows: int) -> None:
     """Count rows a stage changed in bulk by other means than :func:`copy_upsert` (an ``UPDATE``
     of many rows' status) towards the table's next :func:`analyze_loaded`: the planner's idea of

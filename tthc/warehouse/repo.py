@@ -630,6 +630,12 @@ def upsert_dossiers(
             _upsert(conn, t, writes, keys, update=update_cols)
             hist_keys = ["source_id", "dossier_code", "version"]
             if bulk.usable(conn, len(history)):
+                # the first versions of the dossiers just COPYed: their history rows cannot exist
+                # either (dossier_history references dossiers), so they are COPYed straight too
+                first = [h for h in history if h["version"] == 1]
+                if len(first) == len(new) and bulk.usable(conn, len(first)):
+                    bulk.copy_insert(conn, s.dossier_history, first)
+                    history = [h for h in history if h["version"] != 1]
                 bulk.copy_upsert(conn, s.dossier_history, history, hist_keys, do_nothing=True)
             else:
                 hist_stmt = _insert(conn, s.dossier_history).on_conflict_do_nothing(index_elements=hist_keys)
@@ -1594,7 +1600,9 @@ def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime |
     n = 0
     with _tx(bind) as conn:
         if bulk.usable(conn, len(out)):
-            return bulk.copy_upsert(conn, o, list(out.values()), ["outbox_key"], do_nothing=True)
+            # the publish stage queues keys it has just read as not stored: COPYed straight, merged
+            # only if one is stored after all
+            return bulk.copy_insert_expected_new(conn, o, list(out.values()), ["outbox_key"])
         stmt = (
             _insert(conn, o).on_conflict_do_nothing(index_elements=["outbox_key"]).returning(o.c.outbox_key)
         )
