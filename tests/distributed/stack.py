@@ -617,6 +617,8 @@ def _base_env(stack: AirflowStack) -> dict[str, str]:
             "AIRFLOW__CELERY__BROKER_URL": broker,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + opts.pg_url(stack.databases["metadata"], "postgresql"),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(opts.worker_concurrency),
+            # Airflow's Celery settings plus the project's preload (tthc.celery_config), as compose.yaml
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "tthc.celery_config.CELERY_CONFIG",
             # a queue of our own: two stacks on one broker database never take each other's tasks
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": stack.queue,
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(opts.use_job_schedule),

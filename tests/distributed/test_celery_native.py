@@ -141,6 +141,9 @@ def test_source_dags_run_on_celery(tmp_path, stack_prerequisites):
                 if found:
                     leaks[str(path.relative_to(stack.root))] = len(found)
             assert not leaks, f"personal data in logs (file → number of values): {json.dumps(leaks)}"
+            # the worker imported GX and the pipeline before forking its task processes
+            worker_log = (stack.log_dir / "celery-worker.log").read_text(encoding="utf-8", errors="replace")
+            assert "tthc: worker preloaded Great Expectations" in worker_log
 
     assert stack.leftovers == [] and stack.cleanup_errors == []
     total = time.monotonic() - t0
