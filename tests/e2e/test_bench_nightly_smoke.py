@@ -43,6 +43,8 @@ def test_tiny_national_volume_run_reports_every_phase(tmp_path):
     # every source's records went through; the floor posted (about) what the full night did
     assert stages["extract"]["records"] >= 1400
     assert figures["floor"]["stages"]["post"]["records"] >= stages["publish"]["records"] > 0
+    # and each posted dossier's status as a progress entry (the full night's first entries)
+    assert figures["floor"]["progress_posted"] >= 0.9 * figures["floor"]["stages"]["post"]["records"]
     assert 0 < figures["incremental_changed"] < 0.05 * 1500
     assert figures["ratio_to_floor"] > 1
     report = Scanner().text("bench_nightly", {"stdout": text, "stderr": proc.stderr, "json": out.read_text()})
