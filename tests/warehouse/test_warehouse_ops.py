@@ -384,6 +384,30 @@ def test_outbox_items_take_known_payloads_and_read_the_others(engine):
     assert repo.outbox_items(engine, "SRC1", known_payloads=everything) == plain
 
 
+def test_outbox_items_take_known_rows_while_their_status_is_the_stored_one(engine):
+    """The rows the publish stage has just queued are taken from memory, but only while the
+    outbox still says what they say: a message settled since (another status, another
+    ``updated_at``) is read back, as is every message not known."""
+    base = {"source_id": "SRC1", "kind": "progress", "content_hash": "h"}
+    msgs = [{**base, "dossier_code": c, "payload": {"MaHoSo": c}} for c in ("A", "B", "C")]
+    repo.outbox_put(engine, msgs, now=BASE)
+    plain = repo.outbox_items(engine, "SRC1", statuses=["pending", "sent"])
+    known = {
+        r["outbox_key"]: {**r, "payload": {"MaHoSo": r["dossier_code"], "from": "memory"}} for r in plain
+    }
+    key = {r["dossier_code"]: r["outbox_key"] for r in plain}
+    repo.outbox_mark(engine, [key["B"]], "sent")  # B moved on after it was queued
+    del known[key["C"]]  # C: not known
+    rows = repo.outbox_items(engine, "SRC1", statuses=["pending", "sent"], known_rows=known)
+    by = {r["dossier_code"]: r for r in rows}
+    assert by["A"] == known[key["A"]]  # from memory
+    assert by["B"]["status"] == "sent" and by["B"]["payload"] == {"MaHoSo": "B"}  # read back
+    assert by["C"] == next(r for r in plain if r["dossier_code"] == "C")
+    assert [r["outbox_key"] for r in rows] == [r["outbox_key"] for r in plain]  # same order
+    # only the messages matching the filters come back, known or not
+    assert repo.outbox_items(engine, "SRC1", statuses=["sent"], known_rows=known) == [by["B"]]
+
+
 def test_load_versions_reads_just_the_versions_asked_for(engine):
     """``{code: version}`` → that version of each dossier from dossier_history (not the latest);
     a version not stored is left out."""

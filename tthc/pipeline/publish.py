@@ -169,7 +169,7 @@ def publish(ctx: StageContext, client: Portal | None = None) -> dict[str, Any]:
     portal: Any = client if client is not None else _LazyClient(ctx)
     try:
         queued, fresh = _queue(ctx)
-        sent = send(ctx, portal, known_payloads=fresh)
+        sent = send(ctx, portal, queued=fresh)
         checked = verify(ctx, portal)
     finally:
         if client is None:
@@ -199,10 +199,11 @@ def queue(ctx: StageContext) -> dict[str, int]:
     return _queue(ctx)[0]
 
 
-def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
-    """:func:`queue`, and the payloads of the messages it added (``{outbox_key: payload}``), so
-    the send step need not read them back."""
+def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """:func:`queue`, and the messages it added as stored, with their payloads as objects
+    (``{outbox_key: row}``), so the send step need not read them back."""
     from connectors.portal import to_portal_payload
+    from tthc.timeutil import vn_now
     from tthc.warehouse import repo
 
     sid = ctx.source.source_id
@@ -218,6 +219,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
 
         rows: list[dict[str, Any]] = []  # new messages (progress payloads as canonical JSON text)
         fresh: dict[str, Any] = {}  # their payloads as objects, for the send step
+        now = vn_now()
         requeue: dict[str, int] = {}
         unchanged: dict[str, tuple[int, str]] = {}
         for d in candidates:
@@ -248,7 +250,15 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, Any]]:
                     rows.append(_message(sid, code, "progress", h, text, e.version, key))
                     fresh[key] = e.entry
                     n_progress += 1
-        repo.outbox_put(conn, rows)
+        repo.outbox_put(conn, rows, now=now)
+        stored = {
+            "status": "pending",
+            "attempts": 0,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        fresh = {r["outbox_key"]: {**r, **stored, "payload": fresh[r["outbox_key"]]} for r in rows}
         rearmed = repo.outbox_requeue(conn, requeue)
         if unchanged:
             repo.mark_published(
@@ -434,17 +444,18 @@ class _Ledger:
 
 
 def send(
-    ctx: StageContext, client: Portal, *, known_payloads: Mapping[str, Any] | None = None
+    ctx: StageContext, client: Portal, *, queued: Mapping[str, Mapping[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """Deliver the open outbox messages of this source (module docstring, step 2);
-    ``known_payloads``: the payloads :func:`_queue` has just queued, not read back (dossier
-    messages queued by an earlier run have theirs derived from ``dossier_history``)."""
+    """Deliver the open outbox messages of this source (module docstring, step 2); ``queued``:
+    the messages :func:`_queue` has just added (rows with their payloads), not read back unless
+    changed since (dossier messages queued by an earlier run have their payloads derived from
+    ``dossier_history``)."""
     from connectors.portal import to_portal_payload
     from tthc.warehouse import repo
 
     sid = ctx.source.source_id
     with ctx.engine.begin() as conn:
-        items = repo.outbox_items(conn, sid, statuses=OPEN_STATUSES, known_payloads=known_payloads)
+        items = repo.outbox_items(conn, sid, statuses=OPEN_STATUSES, known_rows=queued)
         codes = sorted({i["dossier_code"] for i in items})
         dstates = repo.dossier_states(conn, sid, codes)
         held = repo.held_codes(conn, sid)

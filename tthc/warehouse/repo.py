@@ -945,12 +945,12 @@ def dossier_states(bind: Bind, source_id: str, codes: Iterable[str] | None = Non
         t.c.quality_status,
         t.c.last_run_id,
     ).where(t.c.source_id == source_id)
-    with _tx(bind) as conn:
+    with _tx(bind) as conn:  # tuples, not mappings: read for every dossier of a source, several times a night
         return {
-            m["dossier_code"]: DossierState(
-                m["content_hash"], m["version"], m["updated_at"], m["quality_status"], m["last_run_id"]
+            code: DossierState(content_hash, version, updated_at, quality_status, last_run_id)
+            for code, content_hash, version, updated_at, quality_status, last_run_id in _tuples_in_chunks(
+                conn, q, t.c.dossier_code, codes
             )
-            for m in _in_chunks(conn, q, t.c.dossier_code, codes)
         }
 
 
@@ -1760,6 +1760,7 @@ def outbox_items(
     kinds: Iterable[str] | None = None,
     statuses: Iterable[str] | None = None,
     known_payloads: Mapping[str, Any] | None = None,
+    known_rows: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Outbox messages of a source (optionally of some dossiers, kinds, statuses), oldest first.
 
@@ -1767,16 +1768,37 @@ def outbox_items(
     from the message's ``dossier_version``, see :func:`load_versions`) unless ``known_payloads``
     has it. ``known_payloads`` (``{outbox_key: payload}``, e.g. what the caller has just queued,
     which :func:`outbox_put` never overwrites) saves reading and decoding those payloads again:
-    only the other progress messages' payloads are read."""
+    only the other progress messages' payloads are read.
+
+    ``known_rows`` (``{outbox_key: row}``: whole rows as stored, payload as an object, e.g. the
+    messages the caller has just queued) go further: of the messages matching, only the key,
+    status and ``updated_at`` are read, and a known row whose status and ``updated_at`` are still
+    the stored ones is taken as it is (a copy); any other message is read in full."""
     o = s.publish_outbox
+
+    def matching(*cols: Any) -> sa.Select:
+        q = sa.select(*cols).where(o.c.source_id == source_id)
+        if kinds is not None:
+            q = q.where(o.c.kind.in_(list(kinds)))
+        if statuses is not None:
+            q = q.where(o.c.status.in_(list(statuses)))
+        return q
+
     cols = [c for c in o.c if known_payloads is None or c.name != "payload"]
-    q = sa.select(*cols).where(o.c.source_id == source_id)
-    if kinds is not None:
-        q = q.where(o.c.kind.in_(list(kinds)))
-    if statuses is not None:
-        q = q.where(o.c.status.in_(list(statuses)))
     with _tx(bind) as conn:
-        rows = [dict(m) for m in _in_chunks(conn, q, o.c.dossier_code, codes)]
+        if known_rows:
+            rows, other = [], []
+            for key, status, updated_at in _tuples_in_chunks(
+                conn, matching(o.c.outbox_key, o.c.status, o.c.updated_at), o.c.dossier_code, codes
+            ):
+                k = known_rows.get(key)
+                if k is not None and k["status"] == status and k["updated_at"] == updated_at:
+                    rows.append(dict(k))
+                else:
+                    other.append(key)
+            rows += [dict(m) for m in _in_chunks(conn, sa.select(*cols), o.c.outbox_key, other)]
+        else:
+            rows = [dict(m) for m in _in_chunks(conn, matching(*cols), o.c.dossier_code, codes)]
         if known_payloads is not None:
             missing = [
                 r["outbox_key"]
