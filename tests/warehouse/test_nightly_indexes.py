@@ -35,7 +35,7 @@ NIGHTLY = {
             s.dossiers.c.source_id == "src", s.dossiers.c.dossier_code.in_(["a", "b"])
         )
     ),
-    # reconcile/publish: what changed in this run (repo.changed_since)
+    # reconcile: what changed in this run (repo.applicants, repo.changed_since)
     "changed in the run": _sql(
         sa.select(s.dossiers.c.dossier_code).where(
             s.dossiers.c.source_id == "src", s.dossiers.c.last_run_id == "run-1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import pytest
@@ -406,6 +407,24 @@ def test_outbox_items_take_known_rows_while_their_status_is_the_stored_one(engin
     assert [r["outbox_key"] for r in rows] == [r["outbox_key"] for r in plain]  # same order
     # only the messages matching the filters come back, known or not
     assert repo.outbox_items(engine, "SRC1", statuses=["sent"], known_rows=known) == [by["B"]]
+
+
+def test_applicants_are_the_dossiers_applicant_fields(engine):
+    """Reconciliation reads five columns of what a run wrote (or of some codes), and they are the
+    dossiers' own applicant fields: what ``tthc.matching`` reads of a whole dossier."""
+    a = make_dossier("A", applicant_sex=2, applicant_birth_date="1990")
+    b, c = make_dossier("B"), make_dossier("C")
+    with engine.begin() as conn:
+        repo.upsert_dossiers(conn, [a, b], "r1")
+        repo.upsert_dossiers(conn, [c, dataclasses.replace(b, applicant_name="Lê Thị Hoa")], "r2")
+    rows = repo.applicants(engine, "SRC1", run_id="r2")
+    assert [r.dossier_code for r in rows] == ["B", "C"]
+    fields = ("applicant_id_number", "applicant_name", "applicant_birth_date", "applicant_sex")
+    for r, d in zip(rows, repo.changed_since(engine, "SRC1", "r2"), strict=True):
+        assert [getattr(r, f) for f in fields] == [getattr(d, f) for f in fields]
+        assert r.quality_status == "pending"
+    (only_a,) = repo.applicants(engine, "SRC1", codes=["A"])
+    assert (only_a.applicant_sex, only_a.applicant_birth_date) == (2, "1990")
 
 
 def test_load_versions_reads_just_the_versions_asked_for(engine):

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tthc.codes import cccd_problems, id_type
 from tthc.connections import get_connection
@@ -24,6 +24,9 @@ from tthc.pipeline.context import StageContext
 from tthc.privacy import key_hash
 from tthc.timeutil import vn_now
 
+if TYPE_CHECKING:  # pragma: no cover
+    from tthc.warehouse.repo import ApplicantRow
+
 log = logging.getLogger(__name__)
 
 #: Single lookups after a bulk job failed for some numbers (bounded: the rest wait for next run).
@@ -31,7 +34,7 @@ MAX_STRAGGLER_LOOKUPS = 200
 SAME_PERSON_CLASSES = ("matched", "matched_normalised")
 
 
-def usable_id(d: Dossier) -> bool:
+def usable_id(d: Dossier | ApplicantRow) -> bool:
     n = d.applicant_id_number
     t = id_type(n)
     if t == 2:
@@ -46,15 +49,14 @@ def reconcile(ctx: StageContext) -> dict[str, Any]:
     from tthc.warehouse import repo, schema
 
     sid = ctx.source.source_id
-    with ctx.engine.begin() as conn:
-        changed = {d.dossier_code: d for d in repo.changed_since(conn, sid, ctx.run_id)}
+    with ctx.engine.begin() as conn:  # the applicant's fields, not whole dossiers
+        changed = {a.dossier_code: a for a in repo.applicants(conn, sid, run_id=ctx.run_id)}
         # earlier failed look-ups are asked again: their codes only, not every match of the source
         failed_before = repo.codes_where(conn, schema.citizen_matches, sid, "match_class", ["lookup_failed"])
         retry = sorted(c for c in failed_before if c not in changed)
         if retry:
-            changed.update({d.dossier_code: d for d in repo.load_dossiers(conn, sid, retry)})
-        states = repo.dossier_states(conn, sid, list(changed))
-    todo = [d for c, d in changed.items() if states.get(c) and states[c].quality_status != "quarantined"]
+            changed.update({a.dossier_code: a for a in repo.applicants(conn, sid, codes=retry)})
+    todo = [a for a in changed.values() if a.quality_status != "quarantined"]
     if not todo:
         return {"records_in": 0, "records_out": 0, "matched": 0}
 
@@ -174,7 +176,7 @@ def _lookup(
         if r is None or r.status == "failed":
             failed.add(n)
         elif r.found:
-            registry[n] = dataclasses.asdict(r.person)
+            registry[n] = _fields(r.person)
         else:
             registry[n] = None
     for n in sorted(failed)[:MAX_STRAGGLER_LOOKUPS]:
@@ -183,9 +185,14 @@ def _lookup(
         except ConnectorError:
             errors += 1
             continue
-        registry[n] = dataclasses.asdict(person) if person is not None else None
+        registry[n] = _fields(person) if person is not None else None
         failed.discard(n)
     return failed, errors
+
+
+def _fields(person: Any) -> dict[str, Any]:
+    """``dataclasses.asdict`` of a ``RegistryPerson`` (scalar fields only: no deep copy needed)."""
+    return {f.name: getattr(person, f.name) for f in dataclasses.fields(person)}
 
 
 def collapse_audit(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -34,6 +34,8 @@ Dossiers (latest version + history)
     ``changed_since(bind, source_id, run_id_or_time) -> list[Dossier]``
         A ``str``: dossiers whose current version was written by that run (new or changed);
         a ``datetime``: dossiers whose current version was loaded at or after that time.
+    ``applicants(bind, source_id, *, run_id=None, codes=None) -> list[ApplicantRow]``
+        Just the applicant fields and quality status of those a run wrote, or of some codes.
     ``dossier_states(bind, source_id, codes=None) -> dict[code, DossierState]``
         Version, hash, quality status and last run per dossier, without loading payloads.
     ``load_history(bind, source_id, dossier_code) -> list[dict]`` (every version, oldest first)
@@ -154,6 +156,8 @@ __all__ = [
     "cache_purge",
     "cache_put",
     "changed_since",
+    "applicants",
+    "ApplicantRow",
     "clear_publish_failures",
     "code_or_none",
     "codes_where",
@@ -933,6 +937,43 @@ def changed_since(bind: Bind, source_id: str, run_id_or_time: str | datetime) ->
         q = q.where(t.c.last_run_id == run_id_or_time)
     with _tx(bind) as conn:
         return [_to_dossier(m) for m in conn.execute(q.order_by(t.c.dossier_code)).mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicantRow:
+    """What reconciliation reads of a dossier: the applicant's fields (the ``applicant_*``
+    attributes of :class:`Dossier`, so ``tthc.matching`` takes it as it takes a dossier) and the
+    dossier's quality status."""
+
+    dossier_code: str
+    applicant_id_number: str | None
+    applicant_name: str | None
+    applicant_birth_date: str | None
+    applicant_sex: int | None
+    quality_status: str
+
+
+def applicants(
+    bind: Bind, source_id: str, *, run_id: str | None = None, codes: Iterable[str] | None = None
+) -> list[ApplicantRow]:
+    """The applicants of the dossiers whose current version ``run_id`` wrote, or of ``codes``
+    (ordered by code): five columns, where :func:`changed_since` / :func:`load_dossiers` build
+    whole dossiers (their documents and supplement lists decoded) for a night's every change."""
+    t = s.dossiers
+    q = sa.select(
+        t.c.dossier_code,
+        t.c.applicant_id_number,
+        t.c.applicant_name,
+        t.c.applicant_birth_date,
+        t.c.applicant_sex,
+        t.c.quality_status,
+    ).where(t.c.source_id == source_id)
+    if run_id is not None:
+        q = q.where(t.c.last_run_id == run_id)
+    with _tx(bind) as conn:
+        out = [ApplicantRow(*row) for row in _tuples_in_chunks(conn, q, t.c.dossier_code, codes)]
+    out.sort(key=lambda a: a.dossier_code)
+    return out
 
 
 def dossier_states(bind: Bind, source_id: str, codes: Iterable[str] | None = None) -> dict[str, DossierState]:
