@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -131,15 +132,34 @@ class Dossier:
 
     def to_row(self) -> dict[str, Any]:
         """Flat row for DataFrames and validation: nested lists become counts and JSON."""
-        row = {f: getattr(self, f) for f in SCALAR_FIELDS}
-        row["dossier_key"] = self.key
-        row["supplement_count"] = len(self.supplements)
-        row["supplement_pending"] = any(s.completed_at is None for s in self.supplements)
-        row["attachment_count"] = len(self.attachments)
-        row["digitized_count"] = sum(1 for a in self.attachments if a.digitized)
-        row["reused_count"] = sum(1 for a in self.attachments if a.reused)
-        row["raw_issue_fields"] = ",".join(sorted(self.raw_issues)) or None
-        return row
+        return flat_row(
+            {f: getattr(self, f) for f in SCALAR_FIELDS},
+            pending=[s.completed_at is None for s in self.supplements],
+            documents=[(a.digitized, a.reused) for a in self.attachments],
+            raw_issue_fields=self.raw_issues,
+        )
+
+
+def flat_row(
+    scalars: dict[str, Any],
+    *,
+    pending: Sequence[bool],
+    documents: Sequence[tuple[bool, bool]],
+    raw_issue_fields: Iterable[str],
+) -> dict[str, Any]:
+    """``Dossier.to_row()`` from its scalar fields, whether each supplement request is still
+    pending, each document's ``(digitized, reused)`` and the names of its unparseable fields:
+    shared with the warehouse, which builds the row from stored columns without a ``Dossier``.
+    Adds the derived columns to ``scalars`` and returns it."""
+    row = scalars
+    row["dossier_key"] = f"{row['source_id']}:{row['dossier_code']}"  # Dossier.key
+    row["supplement_count"] = len(pending)
+    row["supplement_pending"] = any(pending)
+    row["attachment_count"] = len(documents)
+    row["digitized_count"] = sum(1 for digitized, _ in documents if digitized)
+    row["reused_count"] = sum(1 for _, reused in documents if reused)
+    row["raw_issue_fields"] = ",".join(sorted(raw_issue_fields)) or None
+    return row
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Dossier))

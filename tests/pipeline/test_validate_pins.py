@@ -186,4 +186,4 @@ def test_pinned_stale_record_is_dropped_and_pinned_current_one_keeps_its_update_
     got, _ = _dossiers_of_run(ctx)
     want, _ = _dossiers_of_run(ctx, use_pins=False)
     assert got == want and len(got) == 1
-    assert got[0].updated_at == again.updated_at != newer.updated_at
+    assert got[0]["updated_at"] == again.updated_at != newer.updated_at

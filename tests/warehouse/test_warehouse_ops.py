@@ -427,6 +427,26 @@ def test_applicants_are_the_dossiers_applicant_fields(engine):
     assert (only_a.applicant_sex, only_a.applicant_birth_date) == (2, "1990")
 
 
+def test_dossier_rows_are_the_flat_rows_of_the_stored_dossiers(engine):
+    """Validation reads unchanged mappings as rows built from the stored columns: the same as
+    ``to_row()`` of the stored dossier (documents, supplements and unparseable fields included)."""
+    from tthc.model import Attachment, Supplement
+
+    a = make_dossier(
+        "A",
+        attachments=[Attachment("Đơn", digitized=True), Attachment("CCCD", reused=True), Attachment("Ảnh")],
+        supplements=[Supplement(BASE, BASE + timedelta(days=1)), Supplement(BASE + timedelta(days=2))],
+        raw_issues={"received_at": "31/02/2026", "fee": "x"},
+    )
+    b = make_dossier("B")
+    repo.upsert_dossiers(engine, [a, b], "r1")
+    rows = repo.dossier_rows(engine, "SRC1", ["A", "B", "missing"])
+    stored = {d.dossier_code: d for d in repo.load_dossiers(engine, "SRC1")}
+    assert rows == {c: stored[c].to_row() for c in ("A", "B")}
+    assert (rows["A"]["digitized_count"], rows["A"]["supplement_pending"]) == (1, True)
+    assert rows["A"]["raw_issue_fields"] == "fee,received_at" and rows["B"]["raw_issue_fields"] is None
+
+
 def test_load_versions_reads_just_the_versions_asked_for(engine):
     """``{code: version}`` → that version of each dossier from dossier_history (not the latest);
     a version not stored is left out."""

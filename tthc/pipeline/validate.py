@@ -37,7 +37,7 @@ def validate(ctx: StageContext) -> dict[str, Any]:
             "rules_failed": sum(r["failed"] for r in batch_rows),
         }
     outcome = validate_dossiers(dossiers, known_agencies=ctx.registry.agency_codes)
-    codes = {d.dossier_code for d in dossiers if d.dossier_code}
+    codes = {d["dossier_code"] for d in dossiers if d["dossier_code"]}
     quarantined = set(outcome.quarantined)
     warned = set(outcome.warnings) - quarantined
     statuses = {
@@ -97,19 +97,22 @@ def _batch_rules(ctx: StageContext) -> list[dict[str, Any]]:
     return [volume_anomaly(tonight or 0, previous), freshness(newest, ctx.window_end)]
 
 
-def _dossiers_of_run(ctx: StageContext, *, use_pins: bool = True) -> tuple[list, dict[str, str]]:
-    """The dossiers of every raw record this run stored, in pull order, less the *stale* ones
+def _dossiers_of_run(
+    ctx: StageContext, *, use_pins: bool = True
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The dossiers (as ``Dossier.to_row()`` rows) of every raw record this run stored, in pull
+    order, less the *stale* ones
     (the record lost to a newer stored version: its verdict would be pinned on a version it is
     not); records sharing a code are all kept (``duplicate_code``). Also returns the content hash
     per code of the kept ones.
 
     A record pinned by the extract (``mapped_hash``) whose code appears once in the run is not
     mapped again: its dossier is the stored current version when the hashes are equal (with the
-    record's ``updated_at``), and stale when they differ. The others are decoded and mapped as
+    record's ``updated_at``; its row read as such, ``repo.dossier_rows``), and stale when they
+    differ. The others are decoded and mapped as
     pulled. ``use_pins=False`` maps every record (what tests compare against).
     """
     from collections import Counter
-    from dataclasses import replace
 
     from tthc.warehouse import repo
 
@@ -134,7 +137,7 @@ def _dossiers_of_run(ctx: StageContext, *, use_pins: bool = True) -> tuple[list,
                 reuse[r.dossier_code] = r  # type: ignore[index]
             # else stale: dropped without mapping
         mapped.update({i: to_dossier(p) for i, p in repo.raw_payloads(conn, again).items()})
-        current = {d.dossier_code: d for d in repo.load_dossiers(conn, sid, list(reuse))}
+        current = repo.dossier_rows(conn, sid, list(reuse))
     out, hashes = [], {}
     for r in rows:
         if r.id in mapped:
@@ -143,13 +146,13 @@ def _dossiers_of_run(ctx: StageContext, *, use_pins: bool = True) -> tuple[list,
             st = stored.get(d.dossier_code)
             if not (st is None or per_code[d.dossier_code] > 1 or st.content_hash == h):
                 continue  # stale
+            row = d.to_row()
         elif reuse.get(r.dossier_code) is r:
-            d, h = current[r.dossier_code], r.mapped_hash
-            if d.updated_at != r.mapped_updated_at:
-                d = replace(d, updated_at=r.mapped_updated_at)
+            row, h = current[r.dossier_code], r.mapped_hash  # type: ignore[index]
+            row["updated_at"] = r.mapped_updated_at
         else:
             continue  # stale
-        out.append(d)
-        if d.dossier_code:
-            hashes[d.dossier_code] = h
+        out.append(row)
+        if row["dossier_code"]:
+            hashes[row["dossier_code"]] = h
     return out, hashes

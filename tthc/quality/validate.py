@@ -300,14 +300,14 @@ def run_gx(
 
 # ---- frames ------------------------------------------------------------------------------------
 def prepare_frame(
-    rows: pd.DataFrame | Sequence[Dossier], columns: Sequence[str] | None = None
+    rows: pd.DataFrame | Sequence[Dossier | Mapping[str, Any]], columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """The flat frame validation works on: ``Dossier.to_row()`` columns (missing ones added as null),
     datetimes as ``datetime64``, plus the batch row number. Never modifies ``rows``."""
     if isinstance(rows, pd.DataFrame):
         df = rows.reset_index(drop=True)
     else:
-        df = pd.DataFrame.from_records([d.to_row() for d in rows])
+        df = pd.DataFrame.from_records([d if isinstance(d, Mapping) else d.to_row() for d in rows])
     wanted = list(dict.fromkeys([*SCALAR_FIELDS, "dossier_key", "raw_issue_fields", *(columns or ())]))
     if columns is not None:
         wanted = list(dict.fromkeys(["source_id", KEY_COLUMN, "dossier_key", "raw_issue_fields", *columns]))
@@ -335,14 +335,15 @@ def _numeric_if_possible(s: pd.Series) -> pd.Series:
 
 # ---- the entry point ---------------------------------------------------------------------------
 def validate_dossiers(
-    rows: pd.DataFrame | Sequence[Dossier],
+    rows: pd.DataFrame | Sequence[Dossier | Mapping[str, Any]],
     suite_path: str | os.PathLike[str] | None = None,
     *,
     known_agencies: Collection[str] | None = None,
     parameters: Mapping[str, Any] | None = None,
     keep_gx_result: bool = True,
 ) -> ValidationOutcome:
-    """Validate a batch of dossiers (``Dossier`` objects or a frame of ``Dossier.to_row()`` rows).
+    """Validate a batch of dossiers (``Dossier`` objects, or ``Dossier.to_row()`` rows as dicts or
+    a frame).
 
     Rules are GX expectations from the suite file, plus ``unparseable_<field>`` (critical) for every
     field in ``raw_issue_fields`` (an unparseable status is reported as ``unknown_status``). When a

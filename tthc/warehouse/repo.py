@@ -29,6 +29,7 @@ Dossiers (latest version + history)
         dossier code cannot be keyed and are counted as ``skipped``.
         Writers of one source must not run concurrently (one active DAG run per source).
     ``load_dossiers(bind, source_id, codes=None) -> list[Dossier]`` (ordered by code)
+    ``dossier_rows(bind, source_id, codes) -> dict[code, row]``: their ``Dossier.to_row()``
     ``load_indicator_facts(bind, source_id, relevant_since=None) -> list[IndicatorFacts]``
         The flat columns the indicators count, of the dossiers not quarantined.
     ``changed_since(bind, source_id, run_id_or_time) -> list[Dossier]``
@@ -122,7 +123,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tthc.codes import CHANNEL_ONLINE, STATUS_EXCLUDED, STATUS_NAMES
-from tthc.model import SCALAR_FIELDS, Attachment, Dossier, Supplement
+from tthc.model import SCALAR_FIELDS, Attachment, Dossier, Supplement, flat_row
 from tthc.privacy import scrub_digits
 from tthc.timeutil import vn_now
 from tthc.warehouse import bulk
@@ -156,6 +157,7 @@ __all__ = [
     "cache_purge",
     "cache_put",
     "changed_since",
+    "dossier_rows",
     "applicants",
     "ApplicantRow",
     "clear_publish_failures",
@@ -925,6 +927,28 @@ def agency_codes(bind: Bind, source_id: str) -> list[str | None]:
         return list(
             conn.execute(sa.select(t.c.agency_code).where(t.c.source_id == source_id).distinct()).scalars()
         )
+
+
+def dossier_rows(bind: Bind, source_id: str, codes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``Dossier.to_row()`` of the current version of some dossiers (``{code: row}``), built from
+    the stored columns: what validation reads of a night's unchanged mappings, without building
+    each dossier (its supplements' dates parsed, its documents as objects) only to flatten it."""
+    t = s.dossiers
+    extra = (t.c.supplements_json, t.c.attachments_json, t.c.raw_issues_json)
+    q = sa.select(*(t.c[f] for f in SCALAR_FIELDS), *extra).where(t.c.source_id == source_id)
+    n = len(SCALAR_FIELDS)
+    out: dict[str, dict[str, Any]] = {}
+    with _tx(bind) as conn:
+        for r in _tuples_in_chunks(conn, q, t.c.dossier_code, codes):
+            supplements, attachments, raw_issues = r[n:]
+            row = flat_row(
+                dict(zip(SCALAR_FIELDS, r[:n], strict=True)),
+                pending=[x.get("completed_at") is None for x in supplements],
+                documents=[(bool(a.get("digitized")), bool(a.get("reused"))) for a in attachments],
+                raw_issue_fields=raw_issues,
+            )
+            out[row["dossier_code"]] = row
+    return out
 
 
 def changed_since(bind: Bind, source_id: str, run_id_or_time: str | datetime) -> list[Dossier]:
