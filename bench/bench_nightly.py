@@ -8,7 +8,7 @@ What it does, in one process tree on this machine:
    product's readers, loaded into the warehouse (raw + canonical, the product's bulk path) and
    posted to the portal: the dossiers (``DongBoHoSoMC``) and each one's status as a progress entry
    (``CapNhatTienDoHoSoMC``), in batches of 100 — no validation, no population lookups, no
-   outbox, no read-back, no indicators;
+   outbox, no read-back, no indicators (stages ``extract+load``, ``post`` and ``progress``);
 3. **full**: the portal emptied again and another fresh warehouse; every stage of the product
    (extract, validate, reconcile, publish with read-back verification, indicators) per source;
 4. **1 % night**: the world's clock moves on until about ``--changed-share`` of the dossiers
@@ -269,6 +269,7 @@ def run_source_floor(source_id: str, run_id: str, window_end: datetime) -> dict[
     posted = [d for d in dossiers if d.agency_code]
     try:
         results = client.publish([to_portal_payload(d) for d in posted])
+        t_posted = time.perf_counter()
         # and each dossier's status as a progress entry (a first night: one per dossier with a
         # status), what the product posts for it too; by agency, as the portal wants them
         by_agency: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -286,7 +287,8 @@ def run_source_floor(source_id: str, run_id: str, window_end: datetime) -> dict[
         "source_id": source_id,
         "stages": {
             "extract+load": {"seconds": t1 - t0, "records": len(raw), "out": len(dossiers), "changed": 0},
-            "post": {"seconds": t2 - t1, "records": len(results), "out": ok, "changed": 0},
+            "post": {"seconds": t_posted - t1, "records": len(results), "out": ok, "changed": 0},
+            "progress": {"seconds": t2 - t_posted, "records": len(entries), "out": 0, "changed": 0},
         },
         "rss_mb": _rss_mb(),
         "pid": os.getpid(),
@@ -317,8 +319,10 @@ def run_phase(
         pg0 = postgres_cpu_seconds()
         results = pool.starmap(fn, [(s, run_id, window_end) for s in sources], chunksize=1)
         wall = time.perf_counter() - t0
-    sandbox_cpu = cpu_seconds(sandbox_pid) - sb0
-    pg1 = postgres_cpu_seconds()
+        # read while the workers' database sessions are alive: once the pool is gone their backends
+        # exit, and one that has exited but is not yet reaped counts in neither reading
+        sandbox_cpu = cpu_seconds(sandbox_pid) - sb0
+        pg1 = postgres_cpu_seconds()
     database_cpu = pg1 - pg0 if pg0 is not None and pg1 is not None else None
     stages: dict[str, dict[str, float]] = defaultdict(
         lambda: {"seconds": 0.0, "cpu": 0.0, "records": 0, "changed": 0}

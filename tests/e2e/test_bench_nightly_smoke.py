@@ -45,6 +45,9 @@ def test_tiny_national_volume_run_reports_every_phase(tmp_path):
     assert figures["floor"]["stages"]["post"]["records"] >= stages["publish"]["records"] > 0
     # and each posted dossier's status as a progress entry (the full night's first entries)
     assert figures["floor"]["progress_posted"] >= 0.9 * figures["floor"]["stages"]["post"]["records"]
+    # timed apart: what posting the dossiers took and what posting their statuses took
+    progress = figures["floor"]["stages"]["progress"]
+    assert progress["records"] >= figures["floor"]["progress_posted"] and progress["seconds"] > 0
     assert 0 < figures["incremental_changed"] < 0.05 * 1500
     assert figures["ratio_to_floor"] > 1
     report = Scanner().text("bench_nightly", {"stdout": text, "stderr": proc.stderr, "json": out.read_text()})
