@@ -221,3 +221,96 @@ def test_migrations_do_not_import_the_live_schema():
     for path in versions.glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "tthc.warehouse" not in text, f"{path.name} must stay frozen (no live-schema imports)"
+
+
+@pytest.mark.parametrize("fresh_url", BACKENDS, indirect=True)
+def test_0013_indexes_each_sources_reference_time_and_its_downgrade_drops_it(fresh_url):
+    name = "ix_dossiers_reference_time_source_id"
+
+    def indexes() -> set[str]:  # the inspector leaves expression indexes out on SQLite
+        q = (
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'dossiers'"
+            if engine.dialect.name == "sqlite"
+            else "SELECT indexname FROM pg_indexes WHERE tablename = 'dossiers'"
+        )
+        with engine.connect() as conn:
+            return set(conn.exec_driver_sql(q).scalars())
+
+    engine = db.migrate(fresh_url)
+    assert name in indexes()
+    with engine.begin() as conn:
+        command.downgrade(db.alembic_config(connection=conn), "0012")
+    assert name not in indexes() and "ix_dossiers_received_at" in indexes()
+    db.dispose_engine(fresh_url)
+
+
+@pytest.mark.postgres
+def test_indicator_counts_read_one_sources_period_through_the_reference_time_index(pg_database_factory):
+    """The indicator stage's statement over a warehouse of many sources: PostgreSQL estimates the
+    period's rows from the reference-time index's statistics (0013) and reads one source's rows
+    through an index, rather than every source's dossiers."""
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import event
+
+    engine = db.migrate(pg_database_factory())
+    start = datetime(2026, 9, 1)
+    dossiers = [
+        make_dossier(
+            f"H{i:05d}",
+            source_id=f"SRC{i % 40:02d}",
+            received_at=start + timedelta(hours=i % 1400),  # until 28 October
+            updated_at=start + timedelta(hours=i % 1400 + 1),
+        )
+        for i in range(8000)
+    ]
+    repo.upsert_dossiers(engine, dossiers, "r1")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    statements: list = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
+    periods = {
+        "month": (datetime(2026, 10, 1), datetime(2026, 10, 31)),
+        "run": (start, datetime(2026, 10, 31)),
+    }
+    got = repo.indicator_aggregates(engine, "SRC07", periods, basis="b", same_person=("matched",))
+    assert sum(r["received"] for r in got["run"].values()) == 200  # the source's dossiers of the period
+    sql, params = statements[-1]
+    with engine.connect() as conn:
+        cur = conn.connection.driver_connection.cursor()
+        cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cur.fetchone()[0][0]["Plan"]
+
+    def nodes(n: dict) -> list[dict]:
+        return [n, *(m for c in n.get("Plans", ()) for m in nodes(c))]
+
+    (scan,) = [n for n in nodes(plan) if n.get("Relation Name") == "dossiers"]
+    # without the index the planner guessed about 1 row here, and joined the rest row by row
+    assert 100 <= scan["Plan Rows"] <= 400, scan
+    assert scan["Node Type"] != "Seq Scan", scan  # one source's rows, not every source's
+    db.dispose_engine(engine.url.render_as_string(hide_password=False))
+
+
+@pytest.mark.parametrize("fresh_url", BACKENDS, indirect=True)
+def test_only_the_primary_key_of_dossiers_leads_with_source_id(fresh_url):
+    """The foreign-key check of each ``dossier_history`` row looks its dossier up by (source, code);
+    another index led by ``source_id`` competes with the primary key for that lookup, and when the
+    planner takes it a night's load reads the whole source once per row (migrations 0008, 0013)."""
+    from tthc.warehouse.schema import dossiers
+
+    for index in dossiers.indexes:
+        first = next(iter(index.expressions))
+        assert first is not dossiers.c.source_id, index.name
+    engine = db.migrate(fresh_url)
+    q = (
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'dossiers' AND sql IS NOT NULL"
+        if engine.dialect.name == "sqlite"
+        else "SELECT indexdef FROM pg_indexes WHERE tablename = 'dossiers' AND indexname <> 'pk_dossiers'"
+    )
+    with engine.connect() as conn:
+        definitions = list(conn.exec_driver_sql(q).scalars())
+    assert len(definitions) == len(dossiers.indexes)
+    for d in definitions:
+        columns = d[d.index("(") + 1 :].replace('"', "").lstrip()
+        assert not columns.startswith("source_id"), d
+    db.dispose_engine(fresh_url)
