@@ -251,13 +251,7 @@ def _queue(ctx: StageContext) -> tuple[dict[str, int], dict[str, dict[str, Any]]
                     fresh[key] = e.entry
                     n_progress += 1
         repo.outbox_put(conn, rows, now=now)
-        stored = {
-            "status": "pending",
-            "attempts": 0,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        stored = repo.outbox_new_fields(now)
         fresh = {r["outbox_key"]: {**r, **stored, "payload": fresh[r["outbox_key"]]} for r in rows}
         rearmed = repo.outbox_requeue(conn, requeue)
         if unchanged:

@@ -84,7 +84,8 @@ Publishing
     ``publish_states(bind, source_id, codes=None) -> dict[code, dict]``
     ``outbox_key(source_id, dossier_code, kind, content_hash) -> str`` (deterministic)
     ``outbox_put(bind, rows, *, now=None) -> int`` (existing keys are left alone; ``dossier``
-    messages carry no payload: it is derived from ``dossier_history``, see ``load_versions``)
+    messages carry no payload: it is derived from ``dossier_history``, see ``load_versions``);
+    ``outbox_new_fields(now)``: the columns it gives a message it adds
     ``outbox_pending(bind, source_id=None, *, kinds=None, statuses=("pending", "failed"),
     max_attempts=None, limit=None) -> list[dict]``
     ``outbox_mark(bind, keys, status, *, error=None, now=None) -> int``
@@ -185,6 +186,7 @@ __all__ = [
     "outbox_items",
     "outbox_key",
     "outbox_keys",
+    "outbox_new_fields",
     "outbox_mark",
     "outbox_pending",
     "outbox_put",
@@ -1627,6 +1629,12 @@ def outbox_key(source_id: str, dossier_code: str, kind: str, content_hash: str) 
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+def outbox_new_fields(now: datetime) -> dict[str, Any]:
+    """The columns :func:`outbox_put` gives a message it adds: pending, never tried, created and
+    updated at ``now`` (what a caller holding the rows it queued needs to know them as stored)."""
+    return {"status": "pending", "attempts": 0, "last_error": None, "created_at": now, "updated_at": now}
+
+
 def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
     """Queue messages (``source_id, dossier_code, kind, content_hash[, payload, dossier_version,
     outbox_key]``); returns new ones.
@@ -1635,7 +1643,7 @@ def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime |
     portal record and its personal data; the payload is derived from the dossier's version in
     ``dossier_history`` (:func:`load_versions`) and checked against ``content_hash``. A
     ``progress`` message carries its entry."""
-    now = now or vn_now()
+    new = outbox_new_fields(now or vn_now())
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         kind = _check(r["kind"], s.OUTBOX_KINDS, "outbox kind")
@@ -1652,11 +1660,7 @@ def outbox_put(bind: Bind, rows: Iterable[Mapping[str, Any]], *, now: datetime |
             "kind": kind,
             "content_hash": r["content_hash"],
             "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
+            **new,
             "dossier_version": r.get("dossier_version"),
         }
     if not out:
