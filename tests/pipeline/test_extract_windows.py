@@ -135,3 +135,67 @@ def test_records_stored_before_are_not_mapped_again_except_by_a_backfill(world_e
     back = run_stage("extract", SOURCE, run_id="b1", window_end=world.now, backfill=True)
     assert back["raw_known"] == 0 and len(mapped) == back["records_in"] > 0
     assert back["raw_new"] == 0 and back["inserted"] == back["updated"] == 0
+
+
+def _pending(engine) -> set[str]:
+    import sqlalchemy as sa
+
+    with engine.connect() as c:
+        return set(
+            c.execute(
+                sa.text(
+                    "SELECT dossier_code FROM dossiers WHERE source_id = :s AND quality_status = 'pending'"
+                ),
+                {"s": SOURCE},
+            ).scalars()
+        )
+
+
+def test_a_backfill_after_a_mapping_fix_validates_the_versions_it_writes(world_env, monkeypatch):
+    """A backfill re-maps records that earlier runs stored: after a mapping fix that writes new
+    versions whose raw records belong to the earlier run. Its validation must still take them,
+    or they would stay 'pending' (never published) until the source changed them."""
+    import dataclasses
+
+    import connectors.igate as igate
+
+    world, engine = world_env
+    run_stage("extract", SOURCE, run_id="r1", window_end=world.now)
+    run_stage("validate", SOURCE, run_id="r1", window_end=world.now)
+    assert _pending(engine) == set()
+    from tthc.warehouse import repo
+
+    repo.mark_published(engine, repo.publish_candidates(engine, SOURCE))  # on the portal as mapped
+
+    real = igate.to_dossier
+
+    def fixed(rec, sid):  # the "fix": a name the old mapping left untrimmed, say
+        d = real(rec, sid)
+        return dataclasses.replace(d, procedure_name=f"{d.procedure_name or ''} (đã sửa)")
+
+    monkeypatch.setattr(igate, "to_dossier", fixed)
+    back = run_stage("extract", SOURCE, run_id="b1", window_end=world.now, backfill=True)
+    rewritten = _pending(engine)
+    assert back["raw_new"] == 0 and back["updated"] == len(rewritten) > 0  # no raw row of its own
+
+    out = run_stage("validate", SOURCE, run_id="b1", window_end=world.now)
+    assert _pending(engine) == set()
+    assert out["left_pending"] == len(rewritten) == out["records_in"]
+    held = repo.held_codes(engine, SOURCE)
+    assert {d.dossier_code for d in repo.publish_candidates(engine, SOURCE)} == rewritten - held
+
+
+def test_dossiers_a_dead_run_left_unvalidated_are_validated_the_next_night(world_env):
+    """A run whose validation never finished leaves its dossiers 'pending'; the next night's
+    validation takes them with its own records (each once), not only the records it pulled."""
+    world, engine = world_env
+    run_stage("extract", SOURCE, run_id="dead", window_end=world.now)  # dies before validating
+    left = _pending(engine)
+    assert left
+
+    world.advance(days=4)  # past the look-back: tonight's pull does not re-read them all
+    tonight = run_stage("extract", SOURCE, run_id="n2", window_end=world.now)
+    out = run_stage("validate", SOURCE, run_id="n2", window_end=world.now)
+    assert _pending(engine) == set()
+    assert 0 < out["left_pending"] < len(left)
+    assert out["records_in"] <= tonight["raw_new"] + out["left_pending"]

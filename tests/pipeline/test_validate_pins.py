@@ -175,8 +175,11 @@ def test_pinned_stale_record_is_dropped_and_pinned_current_one_keeps_its_update_
     repo.upsert_dossiers(engine, [newer], "r0")
     _store(engine, "r1", stale_bad)
     counts = validate(_ctx(engine, SOURCE, "r1", newer.updated_at))
-    assert counts["records_in"] == 0 and counts["quarantined"] == 0
+    # the stale record is dropped; the stored version it lost to (written by r0, never
+    # validated) is validated in its place
+    assert counts["quarantined"] == 0 and counts["records_in"] == counts["left_pending"] == 1
     assert repo.held_codes(engine, SOURCE) == set()
+    assert repo.dossier_states(engine, SOURCE)[newer.dossier_code].quality_status in ("valid", "warning")
 
     # the same content re-read with an earlier update time than the stored one: validated with
     # the record's update time, as mapping it gives
