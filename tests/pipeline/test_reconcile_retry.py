@@ -74,3 +74,27 @@ def test_failed_lookups_are_asked_again_next_night(world_and_engine, monkeypatch
     assert {c: v for c, v in second.items() if c not in failed} == {
         c: v for c, v in first.items() if c not in failed
     }
+
+
+def test_dossiers_of_a_run_that_died_before_reconciling_are_matched_the_next_night(world_and_engine):
+    """A run that extracted and validated but died before reconciling leaves its dossiers without a
+    match; the next night takes them (each once) with its own changes, and only once: the night
+    after asks for nothing more."""
+    world, engine = world_and_engine
+    for stage in ("extract", "validate"):  # the worker dies here
+        run_stage(stage, SOURCE, run_id="dead", window_end=world.now)
+    assert _classes(engine) == {}
+    with engine.connect() as c:
+        open_ = c.execute(
+            sa.text("SELECT COUNT(*) FROM dossiers WHERE source_id = :s AND quality_status != 'quarantined'"),
+            {"s": SOURCE},
+        ).scalar()
+    assert open_ > 0
+
+    run_stage("extract", SOURCE, run_id="n2", window_end=world.now)  # nothing new
+    run_stage("validate", SOURCE, run_id="n2", window_end=world.now)
+    counts = run_stage("reconcile", SOURCE, run_id="n2", window_end=world.now)
+    assert counts["records_in"] == open_ == len(_classes(engine))
+
+    run_stage("extract", SOURCE, run_id="n3", window_end=world.now)
+    assert run_stage("reconcile", SOURCE, run_id="n3", window_end=world.now)["records_in"] == 0

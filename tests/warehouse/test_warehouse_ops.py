@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -425,6 +425,40 @@ def test_applicants_are_the_dossiers_applicant_fields(engine):
         assert r.quality_status == "pending"
     (only_a,) = repo.applicants(engine, "SRC1", codes=["A"])
     assert (only_a.applicant_sex, only_a.applicant_birth_date) == (2, "1990")
+
+
+def test_runs_without_reconcile_and_their_unmatched_applicants(engine):
+    """Reconcile takes over what runs that extracted but never reconciled wrote, and only the
+    dossiers no match was checked for since their current version was stored."""
+    for run, stages in {
+        "r1": {"extract": "success", "reconcile": "success"},
+        "r2": {"extract": "success", "validate": "failed"},  # died before reconciling
+        "r3": {"extract": "success", "reconcile": "failed"},
+        "r4": {"extract": "failed"},
+        "r5": {"extract": "success"},  # tonight
+    }.items():
+        for stage, status in stages.items():
+            repo.start_stage(engine, run, "SRC1", stage)
+            repo.finish_stage(engine, run, "SRC1", stage, status=status)
+    repo.start_stage(engine, "r2", "SRC2", "extract")
+    repo.finish_stage(engine, "r2", "SRC2", "extract", status="success")
+    got = repo.runs_without_stage(engine, "SRC1", after="extract", missing="reconcile", besides="r5")
+    assert got == ["r2", "r3"]
+
+    t0 = datetime(2026, 11, 1, 1, 0)
+    with engine.begin() as conn:
+        repo.upsert_dossiers(conn, [make_dossier("A"), make_dossier("B"), make_dossier("C")], "r2", now=t0)
+    match = {"source_id": "SRC1", "match_class": "matched", "run_id": "r5"}
+    repo.save_matches(
+        engine,
+        [
+            {**match, "dossier_code": "A", "checked_at": t0 + timedelta(hours=1)},  # since stored
+            {**match, "dossier_code": "B", "checked_at": t0 - timedelta(days=1)},  # an older version
+        ],
+    )
+    unmatched = repo.applicants(engine, "SRC1", run_id="r2", unmatched=True)
+    assert [a.dossier_code for a in unmatched] == ["B", "C"]
+    assert len(repo.applicants(engine, "SRC1", run_id="r2")) == 3
 
 
 def test_dossier_rows_are_the_flat_rows_of_the_stored_dossiers(engine):

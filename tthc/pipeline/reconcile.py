@@ -1,7 +1,9 @@
 """Reconcile: match each applicant against the National Population Database (Đề án 06).
 
-Which dossiers: the ones this run created or changed, plus those whose lookup failed before
-(retried every run until it succeeds); quarantined dossiers are left out (they are not published).
+Which dossiers: the ones this run created or changed, the ones an earlier run wrote and never
+reconciled (it died or failed before this stage finished: ``repo.runs_without_stage``), plus
+those whose lookup failed before (retried every run until it succeeds); quarantined dossiers are
+left out (they are not published).
 How: numbers that are not a usable CCCD/CMND are ``invalid_id`` without a lookup; the rest are
 answered from the cache (keyed hash of the number, with a time-to-live) or asked in bulk through
 the LGSP (1,000 per request, polled), with single lookups for the numbers a bulk job could not
@@ -51,6 +53,13 @@ def reconcile(ctx: StageContext) -> dict[str, Any]:
     sid = ctx.source.source_id
     with ctx.engine.begin() as conn:  # the applicant's fields, not whole dossiers
         changed = {a.dossier_code: a for a in repo.applicants(conn, sid, run_id=ctx.run_id)}
+        # what runs that extracted but never reconciled wrote (they died, or failed here) and no
+        # night has matched since: theirs is still the current version of some dossiers
+        for run in repo.runs_without_stage(
+            conn, sid, after="extract", missing="reconcile", besides=ctx.run_id
+        ):
+            for a in repo.applicants(conn, sid, run_id=run, unmatched=True):
+                changed.setdefault(a.dossier_code, a)
         # earlier failed look-ups are asked again: their codes only, not every match of the source
         failed_before = repo.codes_where(conn, schema.citizen_matches, sid, "match_class", ["lookup_failed"])
         retry = sorted(c for c in failed_before if c not in changed)

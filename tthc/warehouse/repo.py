@@ -204,6 +204,7 @@ __all__ = [
     "release",
     "reset_published",
     "run_summary",
+    "runs_without_stage",
     "save_final_judgements",
     "save_indicators",
     "save_matches",
@@ -980,11 +981,17 @@ class ApplicantRow:
 
 
 def applicants(
-    bind: Bind, source_id: str, *, run_id: str | None = None, codes: Iterable[str] | None = None
+    bind: Bind,
+    source_id: str,
+    *,
+    run_id: str | None = None,
+    codes: Iterable[str] | None = None,
+    unmatched: bool = False,
 ) -> list[ApplicantRow]:
     """The applicants of the dossiers whose current version ``run_id`` wrote, or of ``codes``
     (ordered by code): five columns, where :func:`changed_since` / :func:`load_dossiers` build
-    whole dossiers (their documents and supplement lists decoded) for a night's every change."""
+    whole dossiers (their documents and supplement lists decoded) for a night's every change.
+    ``unmatched``: only those with no match checked since their current version was stored."""
     t = s.dossiers
     q = sa.select(
         t.c.dossier_code,
@@ -996,6 +1003,10 @@ def applicants(
     ).where(t.c.source_id == source_id)
     if run_id is not None:
         q = q.where(t.c.last_run_id == run_id)
+    if unmatched:
+        m = s.citizen_matches
+        same = sa.and_(m.c.source_id == t.c.source_id, m.c.dossier_code == t.c.dossier_code)
+        q = q.outerjoin(m, same).where(sa.or_(m.c.checked_at.is_(None), m.c.checked_at < t.c.loaded_at))
     with _tx(bind) as conn:
         out = [ApplicantRow(*row) for row in _tuples_in_chunks(conn, q, t.c.dossier_code, codes)]
     out.sort(key=lambda a: a.dossier_code)
@@ -1131,6 +1142,28 @@ def finish_stage(
         update.append("details")
     with _tx(bind) as conn:
         _upsert(conn, s.pipeline_runs, [row], ["run_id", "source_id", "stage"], update=update)
+
+
+def runs_without_stage(bind: Bind, source_id: str, *, after: str, missing: str, besides: str) -> list[str]:
+    """The runs of a source whose stage ``after`` succeeded but whose stage ``missing`` never did
+    (it failed, or the run died before it), other than ``besides`` (ordered by run id): what a
+    later run must take over. Usually none."""
+    t = s.pipeline_runs
+    ok = t.c.status == "success"
+    done = sa.select(t.c.run_id).where(t.c.source_id == source_id, t.c.stage == missing, ok)
+    q = (
+        sa.select(t.c.run_id)
+        .where(
+            t.c.source_id == source_id,
+            t.c.stage == after,
+            ok,
+            t.c.run_id != besides,
+            t.c.run_id.not_in(done),
+        )
+        .order_by(t.c.run_id)
+    )
+    with _tx(bind) as conn:
+        return list(conn.execute(q).scalars())
 
 
 def run_summary(bind: Bind, run_id: str) -> list[dict[str, Any]]:
