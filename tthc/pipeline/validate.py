@@ -82,12 +82,12 @@ def _left_pending(ctx: StageContext, covered: dict[str, str]) -> tuple[list[dict
     records gave), as stored (``Dossier.to_row()`` rows), with their content hashes. One read
     of the ``(quality_status, source_id)`` index: on a night without such leftovers it finds only
     the run's own dossiers."""
-    from tthc.warehouse import repo
+    from tthc.warehouse import repo, schema
 
     sid = ctx.source.source_id
     with ctx.engine.begin() as conn:
-        pending = repo.agencies_where(conn, sid, quality_statuses=("pending",))
-        codes = sorted(c for c in pending if c not in covered)
+        pending = repo.codes_where(conn, schema.dossiers, sid, "quality_status", ["pending"])
+        codes = sorted(pending - covered.keys())
         if not codes:
             return [], {}
         states = repo.dossier_states(conn, sid, codes)
