@@ -138,17 +138,9 @@ def test_records_stored_before_are_not_mapped_again_except_by_a_backfill(world_e
 
 
 def _pending(engine) -> set[str]:
-    import sqlalchemy as sa
+    from tthc.warehouse import repo, schema
 
-    with engine.connect() as c:
-        return set(
-            c.execute(
-                sa.text(
-                    "SELECT dossier_code FROM dossiers WHERE source_id = :s AND quality_status = 'pending'"
-                ),
-                {"s": SOURCE},
-            ).scalars()
-        )
+    return repo.codes_where(engine, schema.dossiers, SOURCE, "quality_status", ["pending"])
 
 
 def test_a_backfill_after_a_mapping_fix_validates_the_versions_it_writes(world_env, monkeypatch):
