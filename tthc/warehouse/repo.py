@@ -1371,7 +1371,7 @@ def agencies_where(
     if quality_statuses is not None:
         q = q.where(t.c.quality_status.in_(list(quality_statuses)))
     with _tx(bind) as conn:
-        return {m["dossier_code"]: m["agency_code"] for m in _in_chunks(conn, q, t.c.dossier_code, codes)}
+        return dict(_tuples_in_chunks(conn, q, t.c.dossier_code, codes))  # type: ignore[arg-type]
 
 
 def held_codes(bind: Bind, source_id: str) -> set[str]:
