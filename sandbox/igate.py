@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -94,11 +95,16 @@ def iso_vn(value: datetime | None) -> str | None:
     return to_vn_naive(value).replace(tzinfo=VN_TZ).isoformat(timespec="seconds")
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def record_id(dossier: Dossier, discriminator: str | None = None) -> str:
     """Stable uuid of a record: the source's own id when it is a uuid, else uuid5 of
     ``source_id:source_record_id`` or ``source_id:dossier_code`` (+ ``#discriminator`` when one
     source holds two records with one code)."""
     if dossier.source_record_id:
+        if _CANONICAL_UUID.fullmatch(dossier.source_record_id):
+            return dossier.source_record_id  # what str(uuid.UUID(...)) gives, without building one
         try:
             return str(uuid.UUID(dossier.source_record_id))
         except ValueError:
