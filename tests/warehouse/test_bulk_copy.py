@@ -210,6 +210,29 @@ def test_a_bulk_loaded_table_is_analysed_once_it_took_enough_rows(pg, monkeypatc
     assert bulk._loaded["dossiers"] == N - 1
     assert bulk.analyze_loaded(pg) == []
     assert _planner_rows(pg, "dossiers") == pytest.approx(N, rel=0.05)
+    # and counts start again with each stage: small loads of many stages do not add up to an ANALYZE
+    # of the whole table in the middle of a quiet night
+    for source in ("S3", "S4"):
+        with pg.begin() as conn:
+            repo.upsert_dossiers(conn, _dossiers(N - 1, source_id=source), "r1")
+        assert bulk.analyze_loaded(pg) == []
+    assert _planner_rows(pg, "dossiers") == pytest.approx(N, rel=0.05)
+
+
+def test_a_table_busy_at_analyze_time_stays_due(pg, monkeypatch):
+    """A table another session locks past ``lock_timeout`` is not analysed now; the next stage's
+    call analyses it even when that stage loaded nothing."""
+    monkeypatch.setattr(bulk, "ANALYZE_MIN_ROWS", N)
+    monkeypatch.setattr(bulk, "_loaded", bulk.Counter())
+    with pg.begin() as conn:
+        repo.upsert_dossiers(conn, _dossiers(N), "r1")
+    with pg.connect() as other:
+        other.exec_driver_sql("BEGIN")
+        other.exec_driver_sql("LOCK TABLE dossiers IN ACCESS EXCLUSIVE MODE")
+        assert "dossiers" not in bulk.analyze_loaded(pg, lock_timeout_ms=50)
+        other.exec_driver_sql("ROLLBACK")
+    assert bulk.analyze_loaded(pg) == ["dossiers"]
+    assert bulk.analyze_loaded(pg) == []
 
 
 def test_analyze_is_skipped_on_sqlite(tmp_path, monkeypatch):
