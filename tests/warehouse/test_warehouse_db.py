@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
 
 from tthc.warehouse import db, repo
 from tthc.warehouse.schema import TABLES, metadata
@@ -88,6 +89,21 @@ def test_sqlite_enforces_foreign_keys(tmp_path):
 def test_postgres_sessions_plan_with_actual_parameters(pg_shared_url):
     with db.get_engine(pg_shared_url).connect() as conn:
         assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_do_not_jit_compile_unless_the_url_asks(pg_shared_url):
+    """A night's per-source statements cost more to JIT-compile than they save; a deployment may
+    still switch it back on in the warehouse URL."""
+    with db.get_engine(pg_shared_url).connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+    url = make_url(pg_shared_url).update_query_dict({"options": "-c jit=on"})
+    try:
+        with db.get_engine(url).connect() as conn:
+            assert conn.exec_driver_sql("SHOW jit").scalar() == "on"
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+    finally:
+        db.dispose_engine(url)
 
 
 # ---- migrations ---------------------------------------------------------------------------------
