@@ -86,7 +86,7 @@ def test_dossiers_of_a_run_that_died_before_reconciling_are_matched_the_next_nig
     assert _classes(engine) == {}
     from tthc.warehouse import repo, schema
 
-    not_held = ["pending", "valid", "warning"]  # every quality status but 'quarantined'
+    not_held = [st for st in schema.QUALITY_STATUSES if st != "quarantined"]
     open_ = len(repo.codes_where(engine, schema.dossiers, SOURCE, "quality_status", not_held))
     assert open_ > 0
 
