@@ -1546,20 +1546,18 @@ def audit_lookup(bind: Bind, row: Mapping[str, Any], *, now: datetime | None = N
 
 
 def publish_candidates(bind: Bind, source_id: str) -> list[Dossier]:
-    """Validated, not held, and not yet published in their current content (ordered by code)."""
-    t = s.dossiers
-    cand = (
-        load_sql("publish_candidates")
-        .columns(sa.column("source_id", sa.String), sa.column("dossier_code", sa.String))
-        .subquery("cand")
-    )
-    q = (
-        sa.select(t)
-        .join(cand, sa.and_(cand.c.source_id == t.c.source_id, cand.c.dossier_code == t.c.dossier_code))
-        .order_by(t.c.dossier_code)
-    )
+    """Validated, not held, and not yet published in their current content (ordered by code).
+
+    Two reads: the candidates' codes (``sql/publish_candidates.sql``: narrow columns), then those
+    dossiers by primary key. Joining the whole rows to the candidate list in one statement read
+    every row of the source twice, the wide one included, whatever few were candidates: on a
+    1,000,000-dossier warehouse (20 sources, none a candidate) 2.5-2.7 s for all sources against
+    1.1 s in two steps.
+    """
     with _tx(bind) as conn:
-        return [_to_dossier(m) for m in conn.execute(q, {"source_id": source_id}).mappings()]
+        found = conn.execute(load_sql("publish_candidates"), {"source_id": source_id})
+        codes = [r.dossier_code for r in found]
+        return load_dossiers(conn, source_id, codes) if codes else []
 
 
 def _publish_key(r: Dossier | Mapping[str, Any]) -> tuple[str, str]:
