@@ -6,11 +6,14 @@
 --   * it is not held in quarantine (belt and braces: quality_status should already say so), and
 --   * its current content was never published, or differs from what was published last.
 --
+-- Every column of the dossier: the publish stage maps the row to its portal payload, so the
+-- source is read once whether a few dossiers changed (a quiet night) or all of them (a first
+-- night); the dashboard counts the rows.
+--
 -- Parameters: source_id
 -- Portable: runs unchanged on SQLite and PostgreSQL.
 SELECT
-    d.source_id,
-    d.dossier_code
+    d.*
 FROM dossiers AS d
 LEFT JOIN publish_state AS p
     ON p.source_id = d.source_id
