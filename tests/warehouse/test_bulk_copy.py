@@ -192,6 +192,7 @@ def test_a_bulk_loaded_table_is_analysed_once_it_took_enough_rows(pg, monkeypatc
     """The planner's row count of a table follows a night's bulk load (no waiting for autovacuum);
     a table that took fewer rows than the threshold is left alone."""
     monkeypatch.setattr(bulk, "ANALYZE_MIN_ROWS", N)
+    monkeypatch.setattr(bulk, "ANALYZE_BASE_ROWS", N)  # the share of a small table: next test
     monkeypatch.setattr(bulk, "_loaded", bulk.Counter())
     with pg.begin() as conn:  # a statistics baseline: what the planner knew before the load
         conn.exec_driver_sql("ANALYZE dossiers")
@@ -233,6 +234,30 @@ def test_a_table_busy_at_analyze_time_stays_due(pg, monkeypatch):
         other.exec_driver_sql("ROLLBACK")
     assert bulk.analyze_loaded(pg) == ["dossiers"]
     assert bulk.analyze_loaded(pg) == []
+
+
+def test_a_small_table_is_analysed_once_a_stage_changed_a_tenth_of_it(pg, monkeypatch):
+    """``quarantine`` takes a few thousand rows a stage, never the 10,000 of the absolute rule:
+    it is analysed after 50 rows plus a tenth of what it held (autovacuum's rule), so the publish
+    candidates' "not held" is planned for the held rows there are, not for the one row a table
+    never analysed is estimated at (every dossier was then compared with every held one)."""
+    monkeypatch.setattr(bulk, "_loaded", bulk.Counter())
+    held = "SELECT 1 FROM quarantine WHERE source_id = 'SRC1' AND status = 'held'"
+
+    def hold(codes: range) -> None:
+        repo.hold(pg, "SRC1", {f"Q{i:05d}": ["required_agency_code"] for i in codes}, None, "r1")
+
+    hold(range(40))  # fewer than 50: not due, even on a table never analysed
+    assert "quarantine" not in bulk.analyze_loaded(pg)
+    assert _estimated_rows(pg, held) < 10
+    hold(range(40, 100))
+    assert "quarantine" in bulk.analyze_loaded(pg)
+    assert _estimated_rows(pg, held) == pytest.approx(100, rel=0.05)
+    hold(range(100, 155))  # 55 < 50 + 10 % of 100
+    assert "quarantine" not in bulk.analyze_loaded(pg)
+    hold(range(155, 215))  # 60 >= 60
+    assert "quarantine" in bulk.analyze_loaded(pg)
+    assert _estimated_rows(pg, held) == pytest.approx(215, rel=0.05)
 
 
 def test_analyze_is_skipped_on_sqlite(tmp_path, monkeypatch):
