@@ -17,9 +17,7 @@ running write too (SQLite is the embedded default; concurrent production loads b
 PostgreSQL).
 
 PostgreSQL sessions plan every statement with its actual parameters (``plan_cache_mode =
-force_custom_plan``), do not JIT-compile (``jit = off``) and do not split a statement over
-parallel helper processes (``max_parallel_workers_per_gather = 0``): see
-:func:`_install_postgres_hooks`.
+force_custom_plan``) and do not JIT-compile (``jit = off``): see :func:`_install_postgres_hooks`.
 After ``fork()`` (Airflow task runners) the child drops the pooled connections it inherited
 without closing them under the parent.
 """
@@ -133,22 +131,9 @@ def _install_postgres_hooks(engine: Engine) -> None:
         # it saves. On a 1,000,000-dossier warehouse, the indicator counts and publish candidates
         # of 20 sources took 15.2 s (PostgreSQL CPU 9.6 s) with JIT and 10.5 s (6.8 s) without,
         # means of two runs; one source's indicator counts spent 252 of their 353 ms compiling.
-        #
-        # No parallel workers per statement: the product's load is already parallel (one task per
-        # source, several worker slots), and a per-source statement split over helper processes
-        # costs more server CPU than it saves once the cores are busy. On a 1,000,000-dossier
-        # warehouse, the indicator counts of 20 sources in two concurrent sessions (as two
-        # workers run them) took 3.75-3.89 s (PostgreSQL CPU 7.0-7.3 s) with the default two
-        # helpers and 2.95-3.06 s (5.6-5.7 s) without; publish and judgement candidates: the same.
-        #
-        # Set first, so an ``options`` in the warehouse URL (``-c jit=on``, ``-c
-        # max_parallel_workers_per_gather=4``) still wins.
+        # Set first, so an ``options=-c jit=on`` in the warehouse URL still wins.
         given = cparams.get("options", "")
-        parts = (
-            "-c jit=off -c max_parallel_workers_per_gather=0",
-            given,
-            "-c plan_cache_mode=force_custom_plan",
-        )
+        parts = ("-c jit=off", given, "-c plan_cache_mode=force_custom_plan")
         cparams["options"] = " ".join(p for p in parts if p)
 
 
