@@ -212,8 +212,9 @@ def analyze_loaded(engine: sa.Engine, *, lock_timeout_ms: int = 5000) -> list[st
     rule autovacuum would apply, if sooner. Without it a table that only ever takes a few
     thousand rows a stage was never analysed on a server without autovacuum: ``quarantine``
     (2,000 held dossiers a source) was estimated at one row, and the publish candidates of a
-    source's first night compared every dossier with every held one (a 48,000-dossier source:
-    10 s instead of 0.1 s).
+    source's first night compared every dossier with every held one (one 48,000-dossier source
+    with 2,000 held: 10.7 s; after an ``ANALYZE`` of ``quarantine``, the candidates of all four
+    sources of that 200,000-dossier warehouse, that source's 48,000 included, took 2.0-2.1 s).
     """
     counts = {t: n for t, n in _loaded.items() if n >= ANALYZE_BASE_ROWS}
     _loaded.clear()
