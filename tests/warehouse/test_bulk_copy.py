@@ -192,7 +192,7 @@ def test_a_bulk_loaded_table_is_analysed_once_it_took_enough_rows(pg, monkeypatc
     """The planner's row count of a table follows a night's bulk load (no waiting for autovacuum);
     a table that took fewer rows than the threshold is left alone."""
     monkeypatch.setattr(bulk, "ANALYZE_MIN_ROWS", N)
-    monkeypatch.setattr(bulk, "ANALYZE_BASE_ROWS", N)  # the share of a small table: next test
+    monkeypatch.setattr(bulk, "ANALYZE_BASE_ROWS", N)  # small tables: test_a_small_table_…
     monkeypatch.setattr(bulk, "_loaded", bulk.Counter())
     with pg.begin() as conn:  # a statistics baseline: what the planner knew before the load
         conn.exec_driver_sql("ANALYZE dossiers")
